@@ -1,0 +1,97 @@
+"""The backend interface every device implements.
+
+A backend knows its array namespace ``xp`` (Array API standard, through ``array-api-compat``),
+its device, how to move arrays between host and device, a seeded random generator on the
+device, how to synchronise, and how to describe itself. Core code does all of its math with
+``backend.xp``; what the standard lacks is a *named kernel* method here, written once with
+standard functions, that a backend may specialise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from xpnn.device import Device
+
+#: Floating dtypes a model may use.
+FLOAT_DTYPES = ("float32", "float64")
+
+
+class Backend(ABC):
+    """One device's array namespace, transfers, random numbers and kernels."""
+
+    #: Short name: ``"numpy"``, ``"cupy"`` or ``"strict"``.
+    name: ClassVar[str]
+    #: The Array API namespace used for all math on this device.
+    xp: Any
+    #: The xpnn device this backend serves.
+    device: Device
+    #: The device object the namespace's ``device=`` arguments take.
+    native_device: Any
+
+    # -- transfers ---------------------------------------------------------------------------
+    @abstractmethod
+    def asarray(self, host_array: Any, dtype: str | None = None) -> Any:
+        """Copy a host (NumPy) array or Python sequence to this device.
+
+        ``dtype`` is a name such as ``"float32"``; the cast happens on the host, so one host
+        array gives bit-identical device arrays on every backend.
+        """
+
+    @abstractmethod
+    def to_host(self, array: Any) -> np.ndarray:
+        """Copy a device array of this backend to a NumPy array (synchronises)."""
+
+    @abstractmethod
+    def owns(self, array: Any) -> bool:
+        """Whether ``array`` is an array of this backend on this backend's device."""
+
+    # -- execution ---------------------------------------------------------------------------
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which new arrays and kernels go to this device (CuPy's current
+        device); a no-op where there is only one device."""
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:  # noqa: B027 - a no-op is right for synchronous backends
+        """Wait until all queued work on the device has finished (a no-op on the CPU)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line naming the library, its version and the device."""
+
+    # -- random numbers on the device --------------------------------------------------------
+    @abstractmethod
+    def seed(self, seed: int | None) -> None:
+        """Re-seed this device's random generator (``None``: fresh entropy)."""
+
+    @abstractmethod
+    def random_uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Uniform samples in [0, 1) from the device's generator."""
+
+    @abstractmethod
+    def random_normal(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Standard normal samples from the device's generator."""
+
+    # -- helpers shared by all backends ------------------------------------------------------
+    def dtype(self, name: str) -> Any:
+        """The namespace's dtype object for a dtype name such as ``"float32"``."""
+        return getattr(self.xp, name)
+
+    def dtype_name(self, dtype: Any) -> str:
+        """The name (``"float32"``, ``"int64"``, ...) of one of the namespace's dtypes."""
+        for name in (*FLOAT_DTYPES, "float16", "int64", "int32", "int16", "int8", "uint8",
+                     "bool"):
+            if hasattr(self.xp, name) and dtype == getattr(self.xp, name):
+                return name
+        return str(dtype)
+
+    def zeros(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """A zero-filled array on this device."""
+        return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.native_device)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.device}>"

@@ -1,0 +1,113 @@
+"""The CuPy backend: CUDA GPUs.
+
+Install with ``pip install 'xpnn[cuda12]'`` or ``'xpnn[cuda13]'`` (matching the driver's CUDA
+major version); the ``[ctk]`` extra of CuPy brings the CUDA runtime and NVRTC from PyPI. Math
+goes through ``array_api_compat.cupy``, because the raw ``cupy`` namespace is not Array API
+compliant. Every public model entry point runs inside :meth:`CupyBackend.scope`, so ``cuda:1``
+allocates and launches on GPU 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import numpy as np
+from xpnn.backends.base import Backend
+
+from xpnn.device import Device
+from xpnn.errors import DeviceUnavailableError
+
+_INSTALL_HINT = (
+    "install CuPy with pip install 'xpnn[cuda12]' (CUDA 12 driver) or 'xpnn[cuda13]' "
+    "(CUDA 13 driver), or choose device='cpu' (or 'auto', which falls back to the CPU)"
+)
+
+
+def _import_cupy() -> Any:
+    try:
+        import cupy
+    except ImportError as error:
+        raise DeviceUnavailableError(f"CUDA needs CuPy, which is not installed: {_INSTALL_HINT}") \
+            from error
+    return cupy
+
+
+class CupyBackend(Backend):
+    """CuPy arrays on GPU ``index``."""
+
+    name = "cupy"
+
+    def __init__(self, index: int = 0) -> None:
+        cupy = _import_cupy()
+        try:
+            usable = cupy.is_available()
+        except Exception:  # a broken driver install can raise instead of returning False
+            usable = False
+        if not usable:
+            raise DeviceUnavailableError(
+                "CUDA is not usable here: CuPy is installed but finds no NVIDIA driver or no "
+                "GPU (cupy.is_available() is False). Check `nvidia-smi`, or choose device='cpu'."
+            )
+        count = cupy.cuda.runtime.getDeviceCount()
+        if index >= count:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            note = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+            raise DeviceUnavailableError(
+                f"cuda:{index} was requested but only {count} GPU(s) are visible{note}: "
+                f"use an ordinal from 0 to {count - 1}"
+            )
+        import array_api_compat.cupy as xp_cupy
+
+        self._cupy = cupy
+        self.xp = xp_cupy
+        self.device = Device("cuda", index)
+        self.native_device = cupy.cuda.Device(index)
+        with self.native_device:
+            self._rng = cupy.random.default_rng()
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        """Make this GPU the current CUDA device."""
+        return self.native_device
+
+    def asarray(self, host_array: Any, dtype: str | None = None) -> Any:
+        """Copy a host array to this device, cast to ``dtype`` on the host."""
+        host = np.ascontiguousarray(host_array, dtype=dtype)
+        with self.native_device:
+            return self._cupy.asarray(host)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """Copy a device array to a NumPy array."""
+        return self._cupy.asnumpy(array)
+
+    def owns(self, array: Any) -> bool:
+        """Whether ``array`` is an array of this backend on its device."""
+        return isinstance(array, self._cupy.ndarray) and array.device.id == self.device.index
+
+    def synchronize(self) -> None:
+        """Wait for all queued work on this GPU."""
+        self.native_device.synchronize()
+
+    def describe(self) -> str:
+        """Library, version and device in one line."""
+        props = self._cupy.cuda.runtime.getDeviceProperties(self.device.index)
+        gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        runtime = self._cupy.cuda.runtime.runtimeGetVersion()
+        return (f"cupy {self._cupy.__version__} on {self.device} ({gpu}, "
+                f"CUDA runtime {runtime // 1000}.{runtime % 1000 // 10})")
+
+    def seed(self, seed: int | None) -> None:
+        """Re-seed the device's generator."""
+        with self.native_device:
+            self._rng = self._cupy.random.default_rng(seed)
+
+    def random_uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Uniform samples in [0, 1) on the device."""
+        with self.native_device:
+            return self._rng.random(shape, dtype=np.dtype(dtype))
+
+    def random_normal(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Standard normal samples on the device."""
+        with self.native_device:
+            return self._rng.standard_normal(shape, dtype=np.dtype(dtype))

@@ -1,0 +1,87 @@
+"""xpnn: a small, honest neural-network framework.
+
+The same network code trains on NumPy (CPU) and CuPy (CUDA GPUs); a cross-backend test matrix
+proves the two agree. Typical use::
+
+    import xpnn
+    model = xpnn.Sequential([xpnn.Dense(64), xpnn.ReLU(), xpnn.Dense(10)], device="auto")
+    model.compile(loss="softmax_crossentropy", optimizer=xpnn.Adam(1e-3), metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=10, batch_size=32)
+    probabilities = model.predict(x_test)
+"""
+
+from xpnn import data, datasets, functional, initializers, losses, metrics, optimizers
+from xpnn.device import Device, device, get_backend, get_device, set_device
+from xpnn.errors import (
+    DeviceError,
+    DeviceUnavailableError,
+    DTypeError,
+    GradcheckError,
+    LabelError,
+    NonFiniteError,
+    NotReadyError,
+    ShapeError,
+    XpnnError,
+)
+from xpnn.gradcheck import GradcheckResult, gradcheck
+from xpnn.layers import Dense, Layer, LeakyReLU, Parameter, ReLU, Sigmoid, Softmax, Tanh
+from xpnn.losses import (
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    CategoricalCrossEntropy,
+    MeanSquaredError,
+    SoftmaxCrossEntropy,
+)
+from xpnn.model import History, Sequential
+from xpnn.optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "AdamW",
+    "BinaryCrossEntropy",
+    "BinaryCrossEntropyWithLogits",
+    "CategoricalCrossEntropy",
+    "DTypeError",
+    "Dense",
+    "Device",
+    "DeviceError",
+    "DeviceUnavailableError",
+    "GradcheckError",
+    "GradcheckResult",
+    "History",
+    "LabelError",
+    "Layer",
+    "LeakyReLU",
+    "MeanSquaredError",
+    "Momentum",
+    "Nesterov",
+    "NonFiniteError",
+    "NotReadyError",
+    "Parameter",
+    "RMSProp",
+    "ReLU",
+    "Sequential",
+    "ShapeError",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Tanh",
+    "XpnnError",
+    "__version__",
+    "data",
+    "datasets",
+    "device",
+    "functional",
+    "get_backend",
+    "get_device",
+    "gradcheck",
+    "initializers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "set_device",
+]

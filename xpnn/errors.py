@@ -1,0 +1,44 @@
+"""The exceptions xpnn raises.
+
+Every error subclasses both :class:`XpnnError` and the built-in exception a user would
+expect (``ValueError`` for bad values and shapes, ``TypeError`` for dtypes, ``RuntimeError``
+for devices and state), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class XpnnError(Exception):
+    """Base class of every error raised by xpnn."""
+
+
+class ShapeError(XpnnError, ValueError):
+    """An array has the wrong shape (rank, width, batch length) for where it is used."""
+
+
+class DTypeError(XpnnError, TypeError):
+    """An array has the wrong dtype for where it is used."""
+
+
+class LabelError(XpnnError, ValueError):
+    """Targets (labels) are out of range or of the wrong kind for the loss."""
+
+
+class NonFiniteError(XpnnError, ValueError):
+    """An input or a loss holds NaN or infinity."""
+
+
+class DeviceError(XpnnError, RuntimeError):
+    """An array lives on another device than the model or layer that received it."""
+
+
+class DeviceUnavailableError(DeviceError):
+    """The requested device cannot be used here; the message says why and how to fix it."""
+
+
+class NotReadyError(XpnnError, RuntimeError):
+    """A model or layer was used before it was built or compiled."""
+
+
+class GradcheckError(XpnnError, AssertionError):
+    """A numerical gradient check failed; the message names the worst entry."""

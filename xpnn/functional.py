@@ -1,0 +1,48 @@
+"""Numerically stable elementwise and row-wise math, shared by layers, losses and metrics.
+
+Each function takes the array namespace ``xp`` explicitly, so it runs on every backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+
+
+def sigmoid(xp: Any, x: Array) -> Array:
+    """σ(x) = 1 / (1 + e^{-x}), evaluated without overflow.
+
+    With e = exp(-|x|) ≤ 1: σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) for x < 0.
+    """
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softplus_neg_abs(xp: Any, x: Array) -> Array:
+    """log(1 + e^{-|x|}), the bounded part of every stable log-sigmoid."""
+    return xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def logsumexp(xp: Any, x: Array, axis: int = -1) -> Array:
+    """log Σ_j e^{x_j} along ``axis`` (kept as a size-1 axis), as m + log Σ_j e^{x_j - m}
+    with m the maximum, so no term overflows."""
+    row_max = xp.max(x, axis=axis, keepdims=True)
+    return row_max + xp.log(xp.sum(xp.exp(x - row_max), axis=axis, keepdims=True))
+
+
+def log_softmax(xp: Any, x: Array, axis: int = -1) -> Array:
+    """log softmax(x) = x - logsumexp(x)."""
+    return x - logsumexp(xp, x, axis=axis)
+
+
+def softmax(xp: Any, x: Array, axis: int = -1) -> Array:
+    """softmax(x)_j = e^{x_j - m} / Σ_k e^{x_k - m} with m the row maximum."""
+    shifted = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return shifted / xp.sum(shifted, axis=axis, keepdims=True)
+
+
+def one_hot(xp: Any, labels: Array, num_classes: int, dtype: Any) -> Array:
+    """Rows e_{label}: an (N, C) array of ``dtype`` from N integer labels."""
+    classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
+    return xp.astype(xp.expand_dims(labels, axis=-1) == classes, dtype)

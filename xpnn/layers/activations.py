@@ -1,0 +1,102 @@
+"""Activation layers: elementwise (Sigmoid, Tanh, ReLU, LeakyReLU) and row-wise (Softmax).
+
+Each caches only what its backward needs: its output (Sigmoid, Tanh, Softmax) or its input
+(ReLU, LeakyReLU).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpnn import functional as fn
+from xpnn.layers.base import Array, Layer
+
+
+class Sigmoid(Layer):
+    """y = σ(x) = 1 / (1 + e^{-x}) (stable form); returns dL/dx = G ⊙ y ⊙ (1 − y)."""
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = σ(x)."""
+        self._cache_output = fn.sigmoid(self.xp, x)
+        return self._cache_output
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx = G ⊙ y ⊙ (1 − y)."""
+        y = self._cache_output
+        return grad_output * y * (1.0 - y)
+
+
+class Tanh(Layer):
+    """y = tanh(x); returns dL/dx = G ⊙ (1 − y²)."""
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = tanh(x)."""
+        self._cache_output = self.xp.tanh(x)
+        return self._cache_output
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx = G ⊙ (1 − y²)."""
+        y = self._cache_output
+        return grad_output * (1.0 - y * y)
+
+
+class ReLU(Layer):
+    """y = max(x, 0); returns dL/dx = G ⊙ [x > 0] (the subgradient at 0 is taken as 0)."""
+
+    preferred_initializer = "he_normal"
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = max(x, 0)."""
+        self._cache_input = x
+        return self.xp.maximum(x, 0.0)
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx = G where x > 0, else 0."""
+        return self.xp.where(self._cache_input > 0, grad_output, 0.0)
+
+
+class LeakyReLU(Layer):
+    """y = x for x > 0, αx otherwise; returns dL/dx = G for x > 0, αG otherwise."""
+
+    preferred_initializer = "he_normal"
+
+    def __init__(self, alpha: float = 0.01, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"LeakyReLU alpha must be in [0, 1), got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = x where x > 0, else αx."""
+        self._cache_input = x
+        return self.xp.where(x > 0, x, self.alpha * x)
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx = G where x > 0, else αG."""
+        return self.xp.where(self._cache_input > 0, grad_output, self.alpha * grad_output)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class Softmax(Layer):
+    """y_j = e^{x_j} / Σ_k e^{x_k} along the last axis (shifted by the row maximum).
+
+    Backward, with the Jacobian ∂y_j/∂x_i = y_j (δ_ij − y_i)::
+
+        dL/dx = y ⊙ (G − Σ_j G_j y_j)
+
+    For classification prefer a linear output with :class:`~xpnn.losses.SoftmaxCrossEntropy`,
+    whose fused gradient softmax(z) − y is cheaper and more accurate.
+    """
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = softmax(x) along the last axis."""
+        self._cache_output = fn.softmax(self.xp, x, axis=-1)
+        return self._cache_output
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx = y ⊙ (G − Σ_j G_j y_j)."""
+        y = self._cache_output
+        return y * (grad_output - self.xp.sum(grad_output * y, axis=-1, keepdims=True))

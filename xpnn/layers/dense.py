@@ -1,0 +1,106 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpnn import initializers
+from xpnn.errors import ShapeError
+from xpnn.layers.base import Array, BuildContext, Layer, Shape
+
+
+class Dense(Layer):
+    """Fully connected layer: an affine map of the last axis.
+
+    Forward, for x of shape (N, D_in) (or (..., D_in), mapped row by row)::
+
+        z = x W + b        W: (D_in, D_out),  b: (D_out,)
+
+    Backward, given G = dL/dz of shape (N, D_out)::
+
+        dL/dW = xᵀ G       dL/db = Σ_n G_n       returns dL/dx = G Wᵀ
+
+    ``kernel_initializer="auto"`` (the default) is He normal when the next layer of a model
+    is ReLU-family, and Glorot uniform otherwise (see :mod:`xpnn.initializers`).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        *,
+        use_bias: bool = True,
+        kernel_initializer: str | initializers.Initializer = "auto",
+        bias_initializer: str | initializers.Initializer = "zeros",
+        name: str | None = None,
+        trainable: bool = True,
+    ) -> None:
+        super().__init__(name=name, trainable=trainable)
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"Dense units must be a positive integer, got {units!r}")
+        self.units = units
+        self.use_bias = use_bias
+        self.kernel_initializer = (
+            kernel_initializer if kernel_initializer == "auto"
+            else initializers.get(kernel_initializer))
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._cache_input: Array | None = None
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(..., D_in) -> (..., units)."""
+        if len(input_shape) < 1:
+            raise ShapeError(f"layer '{self.name}' (Dense) needs inputs of shape "
+                             f"(batch, ..., features), received a batch of scalars")
+        return (*input_shape[:-1], self.units)
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Create W (D_in, units) and b (units,) from their initializers."""
+        super().build(input_shape, context)
+        fan_in = self.input_shape[-1]
+        init = self.kernel_initializer
+        if init == "auto":
+            hint = getattr(context.next_layer, "preferred_initializer", None)
+            init = initializers.get(hint or "glorot_uniform")
+        self.resolved_kernel_initializer = init
+        self.kernel = self.add_parameter(
+            "kernel", init((fan_in, self.units), fan_in, self.units, context.rng), True)
+        self.bias = (
+            self.add_parameter(
+                "bias", self.bias_initializer((self.units,), fan_in, self.units, context.rng),
+                False)
+            if self.use_bias else None)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """z = x W + b."""
+        self._cache_input = x
+        z = self.xp.matmul(x, self.kernel.value)
+        if self.bias is not None:
+            z = z + self.bias.value
+        return z
+
+    def backward(self, grad_output: Array) -> Array | None:
+        """Sets dL/dW = xᵀ G and dL/db = Σ_n G_n; returns dL/dx = G Wᵀ."""
+        xp = self.xp
+        x = self._cache_input
+        if self.trainable:
+            fan_in = self.input_shape[-1]
+            x_rows = xp.reshape(x, (-1, fan_in)) if x.ndim != 2 else x
+            grad_rows = (xp.reshape(grad_output, (-1, self.units))
+                         if grad_output.ndim != 2 else grad_output)
+            self.kernel.grad = xp.matmul(xp.matrix_transpose(x_rows), grad_rows)
+            if self.bias is not None:
+                self.bias.grad = xp.sum(grad_rows, axis=0)
+        if not self.needs_input_grad:
+            return None
+        return xp.matmul(grad_output, xp.matrix_transpose(self.kernel.value))
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        kernel_init = self.kernel_initializer
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": kernel_init if kernel_init == "auto"
+            else initializers.serialize(kernel_init),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }

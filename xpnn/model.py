@@ -1,0 +1,493 @@
+"""``Sequential``: a stack of layers with Keras-style ``compile`` / ``fit`` / ``evaluate`` /
+``predict``.
+
+Data crosses the host/device line only here: NumPy inputs are checked once, cast once to the
+model's dtype on the host, and moved to the device batch by batch; device arrays of the model's
+backend stay where they are. Inside a training step nothing returns to the host; the loss and
+metrics are accumulated on the device and read when the progress bar is redrawn and at the end
+of each epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from xpnn import losses as losses_module
+from xpnn import metrics as metrics_module
+from xpnn import optimizers as optimizers_module
+from xpnn.backends.base import FLOAT_DTYPES, Backend
+from xpnn.data import batch_indices
+from xpnn.device import DeviceLike, get_backend
+from xpnn.errors import DeviceError, DTypeError, NonFiniteError, NotReadyError, ShapeError
+from xpnn.layers.base import BuildContext, Layer, Parameter, _describe_array
+from xpnn.progress import ProgressBar
+
+Array = Any
+
+
+class History:
+    """What ``fit`` returns: ``history[key]`` is the list of per-epoch values of ``key``
+    (``loss``, each metric, and ``val_`` versions with validation data)."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def record(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append one epoch's values."""
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        keys = ", ".join(self.history)
+        return f"History({len(self.epoch)} epochs: {keys})"
+
+
+class Sequential:
+    """A linear stack of layers on one device.
+
+    ``device`` is resolved when the model is created (see :mod:`xpnn.device`); ``dtype`` is
+    ``"float32"`` (default) or ``"float64"``; ``seed`` makes the initial weights reproducible,
+    bit for bit on every device.
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer] | None = None,
+        *,
+        device: DeviceLike | None = None,
+        dtype: str = "float32",
+        seed: int | None = None,
+        name: str = "sequential",
+    ) -> None:
+        if dtype not in FLOAT_DTYPES:
+            raise DTypeError(f"model dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
+        self.backend: Backend = get_backend(device)
+        self.dtype = dtype
+        self.seed = seed
+        self.name = name
+        self.layers: list[Layer] = []
+        self.input_shape: tuple[int, ...] | None = None
+        self.loss: losses_module.Loss | None = None
+        self.optimizer: optimizers_module.Optimizer | None = None
+        self.metrics: list[metrics_module.Metric] = []
+        for layer in layers or ():
+            self.add(layer)
+
+    # -- structure ---------------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        """Append a layer (before the model is built); its name is made unique."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a Layer, got {type(layer).__name__}")
+        if self.built:
+            raise NotReadyError(f"model '{self.name}' is already built; add layers before "
+                                "building, fitting or predicting")
+        if layer.built:
+            raise NotReadyError(f"layer '{layer.name}' is already built (layers cannot be "
+                                "shared between models)")
+        taken = {existing.name for existing in self.layers}
+        base, suffix = layer.name, 1
+        while layer.name in taken:
+            layer.name = f"{base}_{suffix}"
+            suffix += 1
+        self.layers.append(layer)
+
+    @property
+    def device(self) -> Any:
+        """The model's :class:`~xpnn.device.Device`."""
+        return self.backend.device
+
+    @property
+    def built(self) -> bool:
+        """Whether the layers have been built (by ``build`` or the first data seen)."""
+        return self.input_shape is not None
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The output shape without the batch axis."""
+        self._require_built()
+        return self.layers[-1].output_shape
+
+    def build(self, input_shape: Sequence[int]) -> None:
+        """Build every layer for inputs of ``input_shape`` (no batch axis)."""
+        if not self.layers:
+            raise NotReadyError(f"model '{self.name}' has no layers")
+        shape = tuple(input_shape)
+        if not shape or not all(isinstance(n, int | np.integer) and n > 0 for n in shape):
+            raise ShapeError(f"model '{self.name}': input_shape must be positive integers "
+                             f"without the batch axis, e.g. (64,), received {input_shape!r}")
+        rng = np.random.default_rng(self.seed)
+        for index, layer in enumerate(self.layers):
+            layer.needs_input_grad = index > 0
+            following = self.layers[index + 1] if index + 1 < len(self.layers) else None
+            layer.build(shape, BuildContext(self.backend, self.dtype, rng, following))
+            shape = layer.output_shape
+        self.input_shape = tuple(int(n) for n in input_shape)
+        if self.optimizer is not None:
+            self.optimizer.build(self.parameters(), self.backend)
+
+    def compile(
+        self,
+        loss: str | losses_module.Loss,
+        optimizer: str | optimizers_module.Optimizer = "adam",
+        metrics: Sequence[str | metrics_module.Metric] = (),
+    ) -> None:
+        """Choose the loss, the optimizer and the metrics reported by fit / evaluate."""
+        self.loss = losses_module.get(loss)
+        self.optimizer = optimizers_module.get(optimizer)
+        self.metrics = [metrics_module.get(spec, self.loss) for spec in metrics]
+        if self.built:
+            self.optimizer.build(self.parameters(), self.backend)
+
+    # -- parameters --------------------------------------------------------------------------
+    def parameters(self) -> list[Parameter]:
+        """All parameters, layer by layer."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def trainable_parameters(self) -> list[Parameter]:
+        """The parameters of layers whose ``trainable`` is True."""
+        return [p for layer in self.layers if layer.trainable for p in layer.parameters()]
+
+    def count_params(self) -> int:
+        """The number of scalars in all parameters."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Host (NumPy) copies of all parameters, layer by layer."""
+        return [self.backend.to_host(p.value) for p in self.parameters()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace all parameters from host arrays (as returned by ``get_weights``)."""
+        params = self.parameters()
+        if len(weights) != len(params):
+            raise ShapeError(f"model '{self.name}' has {len(params)} parameter arrays, "
+                             f"received {len(weights)}")
+        for param, value in zip(params, weights, strict=True):
+            value = np.asarray(value)
+            if value.shape != param.shape:
+                raise ShapeError(f"parameter '{param.name}' has shape {param.shape}, "
+                                 f"received {value.shape}")
+            param.value = self.backend.asarray(value, dtype=self.dtype)
+
+    def to(self, device: DeviceLike) -> Sequential:
+        """Move parameters and optimizer state to ``device``; returns the model."""
+        backend = get_backend(device)
+        for layer in self.layers:
+            layer.to(backend)
+        if self.optimizer is not None and self.optimizer.backend is not None:
+            self.optimizer.to(backend)
+        self.backend = backend
+        return self
+
+    # -- forward and backward ----------------------------------------------------------------
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """Run the layers on a device batch (each layer checks its input)."""
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
+
+    def backward(self, grad_output: Array) -> Array | None:
+        """Propagate dL/dy back through the layers, filling parameter grads."""
+        grad = grad_output
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def __call__(self, x: Array, training: bool = False) -> Array:
+        """Forward a device batch (building the model from it if needed)."""
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+        with self.backend.scope():
+            return self.forward(x, training=training)
+
+    # -- training and inference --------------------------------------------------------------
+    def train_on_batch(self, x: Any, y: Any) -> dict[str, float]:
+        """One optimizer step on one batch; returns that batch's loss and metrics."""
+        self._require_compiled()
+        with self.backend.scope():
+            x_data = self._input_data(x)
+            y_data = self._target_data(y, x_data.shape[0])
+            x_batch = self._batch(x_data, slice(None))
+            y_batch = self._batch(y_data, slice(None))
+            loss = self._train_step(x_batch, y_batch)
+            return self._batch_logs(loss)
+
+    def test_on_batch(self, x: Any, y: Any) -> dict[str, float]:
+        """Loss and metrics of one batch, without updating anything."""
+        self._require_compiled()
+        with self.backend.scope():
+            x_data = self._input_data(x)
+            y_data = self._target_data(y, x_data.shape[0])
+            x_batch = self._batch(x_data, slice(None))
+            y_batch = self._batch(y_data, slice(None))
+            for metric in self.metrics:
+                metric.reset()
+            y_pred = self.forward(x_batch, training=False)
+            loss = self.loss(y_pred, y_batch)
+            for metric in self.metrics:
+                metric.update(y_pred, y_batch)
+            return self._batch_logs(loss)
+
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        validation_data: tuple[Any, Any] | None = None,
+        verbose: int = 1,
+        seed: int | None = None,
+    ) -> History:
+        """Train for ``epochs`` passes over (x, y) in mini-batches of ``batch_size``.
+
+        The batch order is drawn from ``seed`` (fresh entropy if None). Metrics are averaged
+        over each epoch's batches as the weights change; ``validation_data`` is evaluated at
+        the end of each epoch. ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
+        Raises :class:`~xpnn.errors.NonFiniteError` if the loss becomes NaN or infinite.
+        """
+        self._require_compiled()
+        _check_count("epochs", epochs, minimum=0)
+        _check_count("batch_size", batch_size, minimum=1)
+        rng = np.random.default_rng(seed)
+        history = History()
+        with self.backend.scope():
+            x_data = self._input_data(x)
+            y_data = self._target_data(y, x_data.shape[0])
+            if validation_data is not None:
+                x_val = self._input_data(validation_data[0], role="validation x")
+                y_val = self._target_data(validation_data[1], x_val.shape[0],
+                                          role="validation y")
+            num_samples = x_data.shape[0]
+            steps = math.ceil(num_samples / batch_size)
+            epoch_loss = metrics_module.Mean("loss")
+            for epoch in range(epochs):
+                epoch_loss.reset()
+                for metric in self.metrics:
+                    metric.reset()
+                progress = ProgressBar(steps, epoch, epochs, verbose)
+                batches = batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng)
+                for step, indices in enumerate(batches, start=1):
+                    x_batch = self._batch(x_data, indices)
+                    y_batch = self._batch(y_data, indices)
+                    loss = self._train_step(x_batch, y_batch)
+                    epoch_loss.add(loss, len(indices))
+                    progress.update(step, lambda: self._epoch_logs(epoch_loss))
+                logs = self._epoch_logs(epoch_loss)
+                if not math.isfinite(logs["loss"]):
+                    raise NonFiniteError(
+                        f"the training loss became {logs['loss']} in epoch {epoch + 1}: lower "
+                        "the learning rate, check the inputs, or use a loss on logits")
+                if validation_data is not None:
+                    val_logs = self._evaluate_data(x_val, y_val, max(batch_size, 256))
+                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                history.record(epoch, logs)
+                progress.finish(logs)
+        return history
+
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
+        """The loss and metrics over (x, y), as a dict of floats."""
+        self._require_compiled()
+        _check_count("batch_size", batch_size, minimum=1)
+        with self.backend.scope():
+            x_data = self._input_data(x)
+            y_data = self._target_data(y, x_data.shape[0])
+            return self._evaluate_data(x_data, y_data, batch_size)
+
+    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
+        """The model's outputs for ``x`` as a NumPy array (inference mode)."""
+        _check_count("batch_size", batch_size, minimum=1)
+        with self.backend.scope():
+            x_data = self._input_data(x)
+            outputs = [
+                self.backend.to_host(self.forward(self._batch(x_data, indices), training=False))
+                for indices in batch_indices(x_data.shape[0], batch_size, shuffle=False)
+            ]
+        return np.concatenate(outputs, axis=0)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _train_step(self, x_batch: Array, y_batch: Array) -> Array:
+        y_pred = self.forward(x_batch, training=True)
+        loss = self.loss(y_pred, y_batch)
+        self.backward(self.loss.backward())
+        self.optimizer.step(self.trainable_parameters())
+        for metric in self.metrics:
+            metric.update(y_pred, y_batch)
+        return loss
+
+    def _evaluate_data(self, x_data: Array, y_data: Array, batch_size: int) -> dict[str, float]:
+        total_loss = metrics_module.Mean("loss")
+        for metric in self.metrics:
+            metric.reset()
+        for indices in batch_indices(x_data.shape[0], batch_size, shuffle=False):
+            x_batch = self._batch(x_data, indices)
+            y_batch = self._batch(y_data, indices)
+            y_pred = self.forward(x_batch, training=False)
+            total_loss.add(self.loss(y_pred, y_batch), len(indices))
+            for metric in self.metrics:
+                metric.update(y_pred, y_batch)
+        return self._epoch_logs(total_loss)
+
+    def _epoch_logs(self, loss: metrics_module.Mean) -> dict[str, float]:
+        return {"loss": loss.result(), **{m.name: m.result() for m in self.metrics}}
+
+    def _batch_logs(self, loss: Array) -> dict[str, float]:
+        logs = {"loss": float(loss)}
+        for metric in self.metrics:
+            logs[metric.name] = metric.result()
+            metric.reset()
+        return logs
+
+    def _batch(self, data: Array, indices: np.ndarray | slice) -> Array:
+        """One mini-batch on the device: host rows are cast already, so this is one copy."""
+        if isinstance(data, np.ndarray) and not self.backend.owns(data):
+            return self.backend.asarray(data[indices])
+        if isinstance(data, np.ndarray):  # the NumPy backend: host arrays are device arrays
+            return np.ascontiguousarray(data[indices])
+        if isinstance(indices, slice):
+            return data
+        return self.backend.xp.take(data, self.backend.asarray(indices), axis=0)
+
+    def _input_data(self, x: Any, role: str = "x") -> Array:
+        """Check a whole input array once; return it cast to the model dtype."""
+        data = self._as_array(x, role)
+        where = f"model '{self.name}'"
+        if data.ndim < 2:
+            raise ShapeError(f"{where}: {role} must have shape (samples, features...), received "
+                             f"{tuple(data.shape)}; for one sample use x[None, ...]")
+        if data.shape[0] == 0:
+            raise ShapeError(f"{where}: {role} is empty (shape {tuple(data.shape)})")
+        if not self.built:
+            self.build(tuple(int(n) for n in data.shape[1:]))
+        if tuple(data.shape[1:]) != self.input_shape:
+            expected = ", ".join(map(str, self.input_shape))
+            raise ShapeError(f"{where} expects {role} of shape (samples, {expected}), received "
+                             f"{tuple(data.shape)}")
+        xp = self._namespace_of(data)
+        if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
+            raise DTypeError(f"{where}: {role} must hold real numbers, received dtype "
+                             f"{data.dtype}")
+        data = self._cast(data, self.dtype)
+        if not bool(xp.all(xp.isfinite(data))):
+            bad = int(xp.sum(xp.astype(xp.logical_not(xp.isfinite(data)), xp.int64)))
+            raise NonFiniteError(f"{where}: {role} contains {bad} NaN or infinite values")
+        return data
+
+    def _target_data(self, y: Any, num_samples: int, role: str = "y") -> Array:
+        """Check a whole target array once against the loss; return it in its final dtype."""
+        data = self._as_array(y, role)
+        where = f"model '{self.name}'"
+        if data.ndim == 0 or data.shape[0] != num_samples:
+            received = data.shape[0] if data.ndim else "a scalar"
+            raise ShapeError(f"{where}: x has {num_samples} samples but {role} has {received}")
+        xp = self._namespace_of(data)
+        pred_shape = (num_samples, *self.output_shape)
+        if xp.isdtype(data.dtype, "integral") and self.loss.accepts_class_labels:
+            data = self._cast(data, "int64")
+        elif xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
+            data = self._cast(data, self.dtype)
+            if data.ndim == 1 and pred_shape[1:] == (1,):
+                data = xp.reshape(data, (num_samples, 1))  # explicit: (N,) targets, (N, 1) out
+        else:
+            raise DTypeError(f"{where}: {role} must hold real numbers or integer labels, "
+                             f"received dtype {data.dtype}")
+        try:
+            self.loss.check_targets(pred_shape, data)
+        except ShapeError as error:
+            raise ShapeError(f"{where}: {role} does not fit the output: {error}") from None
+        return data
+
+    def _as_array(self, data: Any, role: str) -> Array:
+        if self.backend.owns(data):
+            return data
+        from xpnn.backends import backend_type_of
+
+        elsewhere = backend_type_of(data)
+        if elsewhere is not None and not isinstance(data, np.ndarray):
+            raise DeviceError(f"model '{self.name}' is on {self.device} but {role} is "
+                              f"{_describe_array(data)}: pass NumPy arrays, arrays on "
+                              f"{self.device}, or move the model with model.to()")
+        return np.asarray(data)
+
+    def _namespace_of(self, data: Array) -> Any:
+        return self.backend.xp if self.backend.owns(data) else _host_namespace()
+
+    def _cast(self, data: Array, dtype: str) -> Array:
+        if isinstance(data, np.ndarray):
+            return data if data.dtype == np.dtype(dtype) else data.astype(dtype)
+        target = self.backend.dtype(dtype)
+        return data if data.dtype == target else self.backend.xp.astype(data, target)
+
+    def _require_built(self) -> None:
+        if not self.built:
+            raise NotReadyError(f"model '{self.name}' is not built yet: call build(input_shape)"
+                                " or pass it data")
+
+    def _require_compiled(self) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise NotReadyError(f"model '{self.name}' is not compiled: call "
+                                "compile(loss=..., optimizer=...) first")
+
+    # -- description -------------------------------------------------------------------------
+    def summary(self, print_fn: Callable[[str], None] | None = print) -> str:
+        """A table of layers, output shapes and parameter counts, with totals.
+
+        Printed with ``print_fn`` (None: not printed) and returned.
+        """
+        self._require_built()
+        rows = [(f"{layer.name} ({type(layer).__name__})",
+                 str((None, *layer.output_shape)), f"{layer.count_params():,}")
+                for layer in self.layers]
+        header = ("Layer (type)", "Output shape", "Param #")
+        widths = [max(len(row[i]) for row in [header, *rows]) + 3 for i in range(3)]
+        line = "=" * sum(widths)
+
+        def fmt(row: tuple[str, str, str]) -> str:
+            return (row[0].ljust(widths[0]) + row[1].ljust(widths[1])
+                    + row[2].rjust(widths[2] - 3))
+
+        total = self.count_params()
+        trainable = sum(p.size for p in self.trainable_parameters())
+        text = "\n".join([
+            f"Model: '{self.name}' on {self.device} ({self.dtype})", line, fmt(header), line,
+            *map(fmt, rows), line,
+            f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+        ])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture as JSON-compatible values."""
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
+                       for layer in self.layers],
+        }
+
+    def __repr__(self) -> str:
+        return (f"Sequential(name={self.name!r}, layers={len(self.layers)}, "
+                f"device={self.device}, dtype={self.dtype})")
+
+
+def _host_namespace() -> Any:
+    import array_api_compat.numpy as host_xp
+
+    return host_xp
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, received {value!r}")

@@ -1,0 +1,310 @@
+"""Optimizers: one object updates every parameter of a model in place, on its device.
+
+Per-parameter state (velocity, moments) is kept in ``optimizer.state[parameter.name]`` as
+arrays on the parameters' device, created by ``build`` and moved by ``to`` when the model
+moves. ``state_dict`` / ``load_state_dict`` round-trip it through host (NumPy) arrays.
+
+Notation: w a parameter, g = dL/dw its gradient, η the learning rate, t the step count of the
+parameter (1 on its first update).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from xpnn.errors import NotReadyError
+
+if TYPE_CHECKING:
+    from xpnn.backends.base import Backend
+    from xpnn.layers.base import Parameter
+
+Array = Any
+
+
+class Optimizer:
+    """Base class: subclasses define ``slots`` (state array names) and ``update``."""
+
+    name = "optimizer"
+    #: Names of the per-parameter state arrays, each created as zeros like the parameter.
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float) -> None:
+        if not learning_rate > 0:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, "
+                             f"got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.iterations = 0
+        self.state: dict[str, dict[str, Any]] = {}
+        self.backend: Backend | None = None
+
+    def build(self, parameters: Iterable[Parameter], backend: Backend) -> None:
+        """Create zero state for parameters not seen before, on ``backend``'s device."""
+        self.to(backend)
+        for param in parameters:
+            if param.name not in self.state:
+                xp = backend.xp
+                entry: dict[str, Any] = {slot: xp.zeros_like(param.value) for slot in self.slots}
+                entry["step"] = 0
+                self.state[param.name] = entry
+
+    def step(self, parameters: Iterable[Parameter]) -> None:
+        """Update every parameter that has a gradient, in place."""
+        for param in parameters:
+            if param.grad is None:
+                continue
+            try:
+                state = self.state[param.name]
+            except KeyError:
+                raise NotReadyError(
+                    f"{type(self).__name__} has no state for parameter '{param.name}': build "
+                    "the optimizer with the model's parameters first (model.compile does)"
+                ) from None
+            state["step"] += 1
+            self.update(param, param.grad, state)
+        self.iterations += 1
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """Apply one update to ``param.value`` in place."""
+        raise NotImplementedError
+
+    # -- devices and persistence -------------------------------------------------------------
+    def to(self, backend: Backend) -> None:
+        """Move all state arrays to ``backend``'s device."""
+        if self.backend is not None and self.backend is not backend:
+            source = self.backend
+            for entry in self.state.values():
+                for slot in self.slots:
+                    entry[slot] = backend.asarray(source.to_host(entry[slot]))
+        self.backend = backend
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters, step counts and state, with arrays as NumPy host copies."""
+        source = self.backend
+        return {
+            "class": type(self).__name__,
+            "config": self.get_config(),
+            "iterations": self.iterations,
+            "state": {
+                name: {key: (source.to_host(value) if key in self.slots else value)
+                       for key, value in entry.items()}
+                for name, entry in self.state.items()
+            },
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, onto this optimizer's device."""
+        if state_dict.get("class") != type(self).__name__:
+            raise ValueError(f"state of a {state_dict.get('class')} cannot be loaded into "
+                             f"{type(self).__name__}")
+        if self.backend is None:
+            raise NotReadyError(f"{type(self).__name__}: build the optimizer (compile the "
+                                "model) before loading its state")
+        for key, value in state_dict["config"].items():
+            setattr(self, key, value)
+        self.iterations = int(state_dict["iterations"])
+        self.state = {
+            name: {key: (self.backend.asarray(value) if key in self.slots else int(value))
+                   for key, value in entry.items()}
+            for name, entry in state_dict["state"].items()
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        """Hyper-parameters (constructor arguments)."""
+        return {"learning_rate": self.learning_rate}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Plain stochastic gradient descent: w ← w − η g."""
+
+    name = "sgd"
+
+    def __init__(self, learning_rate: float = 0.01) -> None:
+        super().__init__(learning_rate)
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """w ← w − η g."""
+        param.value -= self.learning_rate * grad
+
+
+class Momentum(Optimizer):
+    """SGD with classical (heavy-ball) momentum μ::
+
+        v ← μ v − η g
+        w ← w + v
+    """
+
+    name = "momentum"
+    slots = ("velocity",)
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(learning_rate)
+        self.momentum = float(momentum)
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """v ← μ v − η g;  w ← w + v."""
+        velocity = state["velocity"]
+        velocity *= self.momentum
+        velocity -= self.learning_rate * grad
+        param.value += velocity
+
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+class Nesterov(Momentum):
+    """Nesterov accelerated gradient, in the form that needs g only at the current w
+    (Sutskever et al. 2013; the look-ahead folded into the update)::
+
+        v ← μ v − η g
+        w ← w + μ v − η g
+    """
+
+    name = "nesterov"
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """v ← μ v − η g;  w ← w + μ v − η g."""
+        velocity = state["velocity"]
+        velocity *= self.momentum
+        velocity -= self.learning_rate * grad
+        param.value += self.momentum * velocity - self.learning_rate * grad
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: per-entry rates shrinking with the summed squared gradients::
+
+        h ← h + g²
+        w ← w − η g / (√h + ε)
+    """
+
+    name = "adagrad"
+    slots = ("sum_squares",)
+
+    def __init__(self, learning_rate: float = 0.01, epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.epsilon = float(epsilon)
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """h ← h + g²;  w ← w − η g / (√h + ε)."""
+        sum_squares = state["sum_squares"]
+        sum_squares += grad * grad
+        param.value -= self.learning_rate * grad / (self.backend.xp.sqrt(sum_squares)
+                                                    + self.epsilon)
+
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+class RMSProp(Optimizer):
+    """RMSProp: AdaGrad with a decaying average of squared gradients (decay ρ)::
+
+        h ← ρ h + (1 − ρ) g²
+        w ← w − η g / (√h + ε)
+    """
+
+    name = "rmsprop"
+    slots = ("mean_square",)
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.rho = float(rho)
+        self.epsilon = float(epsilon)
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """h ← ρ h + (1 − ρ) g²;  w ← w − η g / (√h + ε)."""
+        mean_square = state["mean_square"]
+        mean_square *= self.rho
+        mean_square += (1.0 - self.rho) * (grad * grad)
+        param.value -= self.learning_rate * grad / (self.backend.xp.sqrt(mean_square)
+                                                    + self.epsilon)
+
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with bias correction by 1 − βᵗ::
+
+        m ← β₁ m + (1 − β₁) g          m̂ = m / (1 − β₁ᵗ)
+        v ← β₂ v + (1 − β₂) g²         v̂ = v / (1 − β₂ᵗ)
+        w ← w − η m̂ / (√v̂ + ε)
+
+    computed as w ← w − η_t m / (√v + ε̂) with η_t = η √(1 − β₂ᵗ) / (1 − β₁ᵗ) and
+    ε̂ = ε √(1 − β₂ᵗ), which is the same update with two fewer passes over w.
+    """
+
+    name = "adam"
+    slots = ("m", "v")
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8) -> None:
+        super().__init__(learning_rate)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """The Adam step above, with t = this parameter's step count."""
+        self.adam_step(param, grad, state)
+
+    def adam_step(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """Moments, bias correction and the parameter step (shared with AdamW)."""
+        m, v, t = state["m"], state["v"], state["step"]
+        m *= self.beta_1
+        m += (1.0 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1.0 - self.beta_2) * (grad * grad)
+        correction_2 = math.sqrt(1.0 - self.beta_2**t)
+        step_size = self.learning_rate * correction_2 / (1.0 - self.beta_1**t)
+        param.value -= step_size * m / (self.backend.xp.sqrt(v) + self.epsilon * correction_2)
+
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay λ (Loshchilov & Hutter 2019)::
+
+        w ← w − η λ w        (weights only: kernels, not biases)
+        then the Adam step.
+    """
+
+    name = "adamw"
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.01,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8) -> None:
+        super().__init__(learning_rate, beta_1, beta_2, epsilon)
+        self.weight_decay = float(weight_decay)
+
+    def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
+        """Decay the weights by η λ, then the Adam step."""
+        if param.regularizable and self.weight_decay:
+            param.value *= 1.0 - self.learning_rate * self.weight_decay
+        self.adam_step(param, grad, state)
+
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+_BY_NAME: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSProp, Adam, AdamW)
+}
+
+
+def get(spec: str | Optimizer) -> Optimizer:
+    """An optimizer from its name (``"adam"``, ``"sgd"``, ...) with default settings, or an
+    :class:`Optimizer`."""
+    if isinstance(spec, Optimizer):
+        return spec
+    try:
+        return _BY_NAME[spec]()
+    except KeyError:
+        raise ValueError(f"unknown optimizer {spec!r}; expected one of "
+                         f"{sorted(_BY_NAME)}") from None
