@@ -44,7 +44,8 @@ class Backend(ABC):
 
     @abstractmethod
     def to_host(self, array: Any) -> np.ndarray:
-        """Copy a device array of this backend to a NumPy array (synchronises)."""
+        """Copy a device array of this backend to a new NumPy array (synchronises); the
+        result never shares memory with the device array."""
 
     @abstractmethod
     def owns(self, array: Any) -> bool:

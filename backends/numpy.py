@@ -29,8 +29,11 @@ class NumpyBackend(Backend):
         return np.ascontiguousarray(host_array, dtype=dtype)
 
     def to_host(self, array: Any) -> np.ndarray:
-        """Copy a device array to a NumPy array."""
-        return np.asarray(array)
+        """Copy a device array to a NumPy array.
+
+        A real copy: parameters are updated in place, so a view would change under the caller.
+        """
+        return np.array(array, copy=True)
 
     def owns(self, array: Any) -> bool:
         """Whether ``array`` is an array of this backend on its device."""

@@ -60,8 +60,9 @@ class LeakyReLU(Layer):
 
     preferred_initializer = "he_normal"
 
-    def __init__(self, alpha: float = 0.01, *, name: str | None = None) -> None:
-        super().__init__(name=name)
+    def __init__(self, alpha: float = 0.01, *, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"LeakyReLU alpha must be in [0, 1), got {alpha!r}")
         self.alpha = float(alpha)

@@ -1,0 +1,218 @@
+"""The Sequential API: building, summary, fit / evaluate / predict, freezing, moving."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn.progress import ProgressBar
+
+
+def _blobs(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.standard_normal((n, 4)) * 0.3 + np.eye(3, 4)[y] * 2.0
+    return x.astype(np.float32), y
+
+
+def _mlp(device="cpu", **kwargs):
+    model = xpnn.Sequential([xpnn.Dense(8), xpnn.ReLU(), xpnn.Dense(3)], device=device,
+                            seed=0, **kwargs)
+    model.compile("softmax_crossentropy", xpnn.Adam(0.05), metrics=["accuracy"])
+    return model
+
+
+def test_summary_counts_parameters():
+    dx, h, dy = 64, 32, 10
+    model = xpnn.Sequential([xpnn.Dense(h), xpnn.Tanh(), xpnn.Dense(dy)])
+    model.build((dx,))
+    lines = []
+    text = model.summary(print_fn=lines.append)
+    assert lines == [text]
+    expected = (dx + 1) * h + (h + 1) * dy
+    assert model.count_params() == expected
+    assert f"Total params: {expected:,}" in text
+    assert "dense (Dense)" in text and "(None, 32)" in text and "dense_1 (Dense)" in text
+    model.layers[0].trainable = False
+    text = model.summary(print_fn=None)
+    assert f"Trainable params: {(h + 1) * dy:,}" in text
+    assert f"Non-trainable params: {(dx + 1) * h:,}" in text
+
+
+def test_layer_names_are_made_unique():
+    model = xpnn.Sequential([xpnn.Dense(2), xpnn.Dense(2), xpnn.Dense(2, name="dense")])
+    assert [layer.name for layer in model.layers] == ["dense", "dense_1", "dense_2"]
+    model.build((3,))
+    assert [p.name for p in model.parameters()][:2] == ["dense/kernel", "dense/bias"]
+    assert len({p.name for p in model.parameters()}) == 6
+
+
+def test_fit_returns_history_and_learns(lane):
+    x, y = _blobs()
+    model = _mlp(lane.device)
+    history = model.fit(x, y, epochs=15, batch_size=16, validation_data=(x, y), verbose=0,
+                        seed=0)
+    assert history.epoch == list(range(15))
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert history["loss"][-1] < history["loss"][0] / 3
+    final = model.evaluate(x, y)
+    assert final["accuracy"] > 0.95
+    assert final["loss"] == pytest.approx(history["val_loss"][-1], rel=1e-5)
+
+
+def test_predict_returns_numpy_in_input_order(lane):
+    x, _ = _blobs()
+    model = _mlp(lane.device)
+    out = model.predict(x, batch_size=7)
+    assert isinstance(out, np.ndarray) and out.shape == (60, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[5:9], model.predict(x[5:9]), rtol=1e-5, atol=1e-6)
+    logits = lane.to_host(model(lane.asarray(x, "float32")))
+    np.testing.assert_allclose(out, logits, rtol=1e-5, atol=1e-6)
+
+
+def test_device_arrays_are_accepted_and_stay_on_the_device(lane):
+    x, y = _blobs()
+    host_model, device_model = _mlp(), _mlp(lane.device)
+    host_model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=4)
+    device_model.fit(lane.asarray(x, "float32"), lane.asarray(y, "int64"), epochs=2,
+                     batch_size=16, verbose=0, seed=4)
+    for a, b in zip(host_model.get_weights(), device_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_train_on_batch_and_test_on_batch(lane):
+    x, y = _blobs()
+    model = _mlp(lane.device)
+    first = model.test_on_batch(x, y)
+    logs = model.train_on_batch(x, y)
+    assert set(logs) == {"loss", "accuracy"}
+    assert logs["loss"] == pytest.approx(first["loss"], rel=1e-5)  # loss before the update
+    assert model.test_on_batch(x, y)["loss"] < first["loss"]
+
+
+def test_frozen_layer_is_not_updated_but_passes_gradients(lane):
+    x, y = _blobs()
+    model = _mlp(lane.device)
+    model.build((4,))
+    model.layers[0].trainable = False
+    before = model.get_weights()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0)
+    after = model.get_weights()
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert not np.array_equal(before[2], after[2])
+
+
+def test_first_layer_skips_the_input_gradient():
+    model = _mlp()
+    model.build((4,))
+    assert [layer.needs_input_grad for layer in model.layers] == [False, True, True]
+    x, y = _blobs()
+    model.train_on_batch(x, y)
+    assert model.layers[0].kernel.grad is not None
+
+
+def test_get_weights_are_copies_and_set_weights_round_trips():
+    x, y = _blobs()
+    model = _mlp()
+    model.build((4,))
+    snapshot = model.get_weights()
+    saved = [w.copy() for w in snapshot]
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for kept, original in zip(snapshot, saved, strict=True):
+        np.testing.assert_array_equal(kept, original)  # not a view of the live parameters
+    model.set_weights(saved)
+    for got, original in zip(model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(got, original)
+    with pytest.raises(xpnn.ShapeError, match="dense/kernel"):
+        model.set_weights([np.zeros((5, 8)), *saved[1:]])
+
+
+def test_to_moves_the_model_and_keeps_its_predictions(lane):
+    x, y = _blobs()
+    model = _mlp()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0)
+    expected = model.predict(x)
+    model.to(lane.device)
+    assert str(model.device) == lane.device
+    assert all(lane.backend.owns(p.value) for p in model.parameters())
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)  # training continues there
+
+
+def test_device_context_decides_where_a_model_lives(lane):
+    with xpnn.device(lane.device):
+        model = xpnn.Sequential([xpnn.Dense(2)])
+    model.build((3,))
+    assert model.backend is lane.backend
+
+
+def test_verbose_modes(capsys):
+    x, y = _blobs()
+    model = _mlp()
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.fit(x, y, epochs=2, batch_size=16, verbose=2, validation_data=(x, y))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[1].startswith("Epoch 2/2 4/4 [")
+    assert "loss: " in lines[1] and "accuracy: " in lines[1] and "val_accuracy: " in lines[1]
+
+
+def test_progress_bar_redraws_live_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    reads = []
+    bar = ProgressBar(4, 0, 3, verbose=1, stream=stream, interval=0.0)
+    for step in range(1, 5):
+        bar.update(step, lambda: reads.append(1) or {"loss": 0.5})
+    bar.finish({"loss": 0.25, "accuracy": 1.0})
+    text = stream.getvalue()
+    assert len(reads) == 4 and text.count("\r") == 5
+    assert text.endswith("[==============================] 0.0s - loss: 0.2500 - "
+                         "accuracy: 1.0000\n")
+
+
+def test_regression_with_mse_and_mae_metric(lane):
+    x, y, _, _ = xpnn.datasets.linear_regression(200, 3, noise=0.01, seed=1)
+    model = xpnn.Sequential([xpnn.Dense(1)], device=lane.device, seed=0)
+    model.compile("mse", xpnn.SGD(0.1), metrics=["mae", "mse"])
+    history = model.fit(x, y, epochs=30, batch_size=20, verbose=0, seed=0)
+    assert history["mae"][-1] < 0.02
+    logs = model.evaluate(x, y)
+    assert logs["loss"] == pytest.approx(logs["mse"] / 2, rel=1e-4)  # the ½ in the loss
+
+
+def test_accuracy_is_resolved_by_the_loss():
+    assert isinstance(xpnn.metrics.get("accuracy", xpnn.SoftmaxCrossEntropy()),
+                      xpnn.metrics.CategoricalAccuracy)
+    assert xpnn.metrics.get("accuracy", xpnn.BinaryCrossEntropyWithLogits()).threshold == 0.0
+    assert xpnn.metrics.get("accuracy", xpnn.BinaryCrossEntropy()).threshold == 0.5
+    with pytest.raises(ValueError, match="regression"):
+        xpnn.metrics.get("accuracy", xpnn.MeanSquaredError())
+
+
+def test_float64_models():
+    x, y = _blobs()
+    model = _mlp(dtype="float64")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.predict(x).dtype == np.float64
+    with pytest.raises(xpnn.DTypeError, match="float16"):
+        xpnn.Sequential(dtype="float16")
+
+
+def test_adding_after_build_or_sharing_layers_is_refused():
+    model = _mlp()
+    model.build((4,))
+    with pytest.raises(xpnn.NotReadyError, match="already built"):
+        model.add(xpnn.Dense(2))
+    with pytest.raises(xpnn.NotReadyError, match="shared"):
+        xpnn.Sequential([model.layers[0]])
+    with pytest.raises(TypeError, match="Layer"):
+        xpnn.Sequential([lambda x: x])

@@ -1,0 +1,105 @@
+"""End to end: the same seed and data give the same training run on every lane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnn
+
+from .tolerances import TRAINING
+
+OPTIMIZERS = {
+    "sgd": lambda: xpnn.SGD(0.1),
+    "momentum": lambda: xpnn.Momentum(0.05, 0.9),
+    "nesterov": lambda: xpnn.Nesterov(0.05, 0.9),
+    "adagrad": lambda: xpnn.AdaGrad(0.05),
+    "rmsprop": lambda: xpnn.RMSProp(0.01),
+    "adam": lambda: xpnn.Adam(0.01),
+    "adamw": lambda: xpnn.AdamW(0.01, weight_decay=0.1),
+}
+
+
+def _data():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((80, 5))
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1).astype(np.int64)
+    return x, y
+
+
+def _train(device: str, dtype: str, optimizer: str, steps: int = 20) -> list[np.ndarray]:
+    """`steps` optimizer steps: 5 epochs of 4 shuffled batches of 20."""
+    x, y = _data()
+    model = xpnn.Sequential([xpnn.Dense(16), xpnn.Tanh(), xpnn.Dense(8), xpnn.LeakyReLU(0.1),
+                             xpnn.Dense(8), xpnn.Sigmoid(), xpnn.Dense(3)],
+                            device=device, dtype=dtype, seed=3)
+    model.compile("softmax_crossentropy", OPTIMIZERS[optimizer](), metrics=["accuracy"])
+    history = model.fit(x, y, epochs=steps // 4, batch_size=20, seed=11, verbose=0)
+    assert len(history.history["loss"]) == steps // 4
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_twenty_steps_agree_with_the_float64_numpy_run(lane, dtype, optimizer):
+    reference = _train("cpu", "float64", optimizer)
+    weights = _train(lane.device, dtype, optimizer)
+    for got, expected in zip(weights, reference, strict=True):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, expected, **TRAINING[dtype])
+
+
+def test_training_actually_moves_every_weight():
+    x, y = _data()
+    model = xpnn.Sequential([xpnn.Dense(4), xpnn.ReLU(), xpnn.Dense(3)], seed=0)
+    model.build((5,))
+    before = model.get_weights()
+    model.compile("softmax_crossentropy", "sgd")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=0)
+    assert all(not np.array_equal(b, a)
+               for b, a in zip(before, model.get_weights(), strict=True))
+
+
+def test_two_runs_on_the_cpu_are_bit_identical():
+    first = _train("cpu", "float32", "adam")
+    second = _train("cpu", "float32", "adam")
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float32_stays_float32_through_a_step(lane):
+    """No accidental float64: parameters, activations, gradients and optimizer state."""
+    x, y = _data()
+    model = xpnn.Sequential([xpnn.Dense(6), xpnn.Sigmoid(), xpnn.Dense(3), xpnn.Softmax()],
+                            device=lane.device, seed=0)
+    model.compile("categorical_crossentropy", xpnn.Adam(0.01))
+    model.train_on_batch(x[:8], y[:8])
+    f32 = lane.backend.dtype("float32")
+    for layer in model.layers:
+        cached = [v for k, v in vars(layer).items() if k.startswith("_cache") and v is not None]
+        assert all(a.dtype == f32 for a in cached), layer.name
+    for param in model.parameters():
+        assert param.value.dtype == f32 and param.grad.dtype == f32, param.name
+        for slot in model.optimizer.slots:
+            assert model.optimizer.state[param.name][slot].dtype == f32
+    assert model.predict(x[:3]).dtype == np.float32
+
+
+def test_xor_is_solved_by_a_two_layer_net(lane):
+    x, y = xpnn.datasets.xor()
+    model = xpnn.Sequential([xpnn.Dense(8), xpnn.Tanh(), xpnn.Dense(1)],
+                            device=lane.device, seed=1)
+    model.compile("binary_crossentropy_with_logits", xpnn.Adam(0.05), metrics=["accuracy"])
+    model.fit(x, y, epochs=300, batch_size=4, verbose=0, seed=0)
+    assert model.evaluate(x, y)["accuracy"] == 1.0
+    np.testing.assert_array_equal(model.predict(x) > 0, y > 0.5)
+
+
+def test_digits_mlp_learns(lane):
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    (x_train, y_train), (x_test, y_test) = xpnn.datasets.load_digits(seed=0)
+    model = xpnn.Sequential([xpnn.Dense(64), xpnn.ReLU(), xpnn.Dense(10)],
+                            device=lane.device, seed=0)
+    model.compile("softmax_crossentropy", xpnn.Adam(3e-3), metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=5, batch_size=64, verbose=0, seed=0)
+    assert model.evaluate(x_test, y_test)["accuracy"] > 0.9

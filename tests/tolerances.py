@@ -1,0 +1,21 @@
+"""Every tolerance of the test suite, per dtype, in one place.
+
+PARITY: one forward or backward on a lane against the NumPy float64 reference. float32 keeps
+about 7 significant digits; sums over a few dozen terms lose one or two.
+TRAINING: parameters after N training steps on a lane against the float64 reference run;
+rounding differences compound over the steps.
+GRADCHECK: the largest relative error |a − n| / max(1, |a|, |n|) accepted from a central
+difference check in float64 (step 1e-6: truncation ~1e-12, rounding ~1e-10).
+"""
+
+PARITY = {
+    "float32": {"rtol": 1e-4, "atol": 1e-5},
+    "float64": {"rtol": 1e-10, "atol": 1e-12},
+}
+
+TRAINING = {
+    "float32": {"rtol": 1e-3, "atol": 1e-4},
+    "float64": {"rtol": 1e-9, "atol": 1e-10},
+}
+
+GRADCHECK = 1e-6
