@@ -111,10 +111,13 @@ _NAMED: dict[str, Initializer] = {
 }
 
 
-def get(spec: str | Initializer) -> Initializer:
-    """An initializer from its name (see the table above) or an :class:`Initializer`."""
+def get(spec: str | dict[str, Any] | Initializer) -> Initializer:
+    """An initializer from its name (see the table above), a serialized config, or an
+    :class:`Initializer`."""
     if isinstance(spec, Initializer):
         return spec
+    if isinstance(spec, dict):
+        return deserialize(spec)
     if spec == "normal":
         return Normal()
     try:
