@@ -120,10 +120,9 @@ def test_serialize_round_trip_keeps_the_normal_std():
 
 
 def test_dense_config_with_a_configured_initializer_round_trips():
-    """BUG: Layer.get_config promises ``type(self)(**config)``, but Dense serializes a configured
-    initializer as a dict ({"name": "normal", "std": 0.1}) that Dense.__init__ passes to
-    initializers.get (xpnn/layers/dense.py:44), which does not accept dicts:
-    TypeError: unhashable type: 'dict' (xpnn/initializers.py:121)."""
+    """Layer.get_config promises ``type(self)(**config)``; Dense serializes a configured
+    initializer as a dict ({"name": "normal", "std": 0.1}), which Dense.__init__ must accept
+    (regression: initializers.get raised TypeError: unhashable type: 'dict')."""
     layer = xpnn.Dense(3, kernel_initializer=initializers.Normal(0.1))
     again = xpnn.Dense(**layer.get_config())
     assert isinstance(again.kernel_initializer, initializers.Normal)

@@ -445,7 +445,7 @@ def test_float32_model_stays_float32_after_a_step(lane, name):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bug_in_place_updates_do_not_write_into_set_weights_arrays(lane, dtype):
+def test_in_place_updates_do_not_write_into_set_weights_arrays(lane, dtype):
     """BUG (numpy lane): Sequential.set_weights keeps the caller's arrays as the parameters when
     their dtype already matches (xpnn/model.py:178 calls NumpyBackend.asarray, which does not
     copy: backends/numpy.py:29), so the optimizer's in-place updates overwrite them."""

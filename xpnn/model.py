@@ -175,7 +175,10 @@ class Sequential:
             if value.shape != param.shape:
                 raise ShapeError(f"parameter '{param.name}' has shape {param.shape}, "
                                  f"received {value.shape}")
-            param.value = self.backend.asarray(value, dtype=self.dtype)
+            # an array of its own: parameters are updated in place, and the NumPy backend's
+            # asarray would otherwise hand the caller's array to the optimizer
+            param.value = self.backend.xp.asarray(
+                self.backend.asarray(value, dtype=self.dtype), copy=True)
 
     def to(self, device: DeviceLike) -> Sequential:
         """Move parameters and optimizer state to ``device``; returns the model."""
