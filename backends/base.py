@@ -21,6 +21,35 @@ from xpnn.device import Device
 FLOAT_DTYPES = ("float32", "float64")
 
 
+class RandomGenerator(ABC):
+    """A seeded stream of random numbers drawn on one device."""
+
+    @abstractmethod
+    def uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Uniform samples in [0, 1) of ``shape`` and dtype name ``dtype``."""
+
+    @abstractmethod
+    def normal(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Standard normal samples of ``shape`` and dtype name ``dtype``."""
+
+
+class HostRandomGenerator(RandomGenerator):
+    """A NumPy generator (PCG64) whose samples are handed to a device by ``to_device``
+    (the identity for the NumPy backend)."""
+
+    def __init__(self, seed: int | None, to_device: Any) -> None:
+        self.host = np.random.default_rng(seed)
+        self.to_device = to_device
+
+    def uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Uniform samples in [0, 1)."""
+        return self.to_device(self.host.random(shape, dtype=np.dtype(dtype)))
+
+    def normal(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Standard normal samples."""
+        return self.to_device(self.host.standard_normal(shape, dtype=np.dtype(dtype)))
+
+
 class Backend(ABC):
     """One device's array namespace, transfers, random numbers and kernels."""
 
@@ -66,16 +95,9 @@ class Backend(ABC):
 
     # -- random numbers on the device --------------------------------------------------------
     @abstractmethod
-    def seed(self, seed: int | None) -> None:
-        """Re-seed this device's random generator (``None``: fresh entropy)."""
-
-    @abstractmethod
-    def random_uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
-        """Uniform samples in [0, 1) from the device's generator."""
-
-    @abstractmethod
-    def random_normal(self, shape: tuple[int, ...], dtype: str) -> Any:
-        """Standard normal samples from the device's generator."""
+    def generator(self, seed: int | None) -> RandomGenerator:
+        """A new random generator on this device, seeded with ``seed`` (None: fresh
+        entropy). Each random layer owns one, so its draws do not depend on other models."""
 
     # -- helpers shared by all backends ------------------------------------------------------
     def dtype(self, name: str) -> Any:

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 import numpy as np
-from xpnn.backends.base import Backend
+from xpnn.backends.base import Backend, RandomGenerator
 
 from xpnn.device import Device
 from xpnn.errors import DeviceUnavailableError
@@ -64,8 +64,6 @@ class CupyBackend(Backend):
         self.xp = xp_cupy
         self.device = Device("cuda", index)
         self.native_device = cupy.cuda.Device(index)
-        with self.native_device:
-            self._rng = cupy.random.default_rng()
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
         """Make this GPU the current CUDA device."""
@@ -97,17 +95,26 @@ class CupyBackend(Backend):
         return (f"cupy {self._cupy.__version__} on {self.device} ({gpu}, "
                 f"CUDA runtime {runtime // 1000}.{runtime % 1000 // 10})")
 
-    def seed(self, seed: int | None) -> None:
-        """Re-seed the device's generator."""
-        with self.native_device:
-            self._rng = self._cupy.random.default_rng(seed)
+    def generator(self, seed: int | None) -> CupyRandomGenerator:
+        """A seeded CuPy generator drawing on this GPU."""
+        return CupyRandomGenerator(self._cupy, self.native_device, seed)
 
-    def random_uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
-        """Uniform samples in [0, 1) on the device."""
-        with self.native_device:
-            return self._rng.random(shape, dtype=np.dtype(dtype))
 
-    def random_normal(self, shape: tuple[int, ...], dtype: str) -> Any:
-        """Standard normal samples on the device."""
+class CupyRandomGenerator(RandomGenerator):
+    """``cupy.random.default_rng(seed)`` on one GPU: samples are drawn on the device (a
+    different stream of numbers from the NumPy generator with the same seed)."""
+
+    def __init__(self, cupy: Any, native_device: Any, seed: int | None) -> None:
+        self.native_device = native_device
+        with native_device:
+            self.device_rng = cupy.random.default_rng(seed)
+
+    def uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Uniform samples in [0, 1) on the GPU."""
         with self.native_device:
-            return self._rng.standard_normal(shape, dtype=np.dtype(dtype))
+            return self.device_rng.random(shape, dtype=np.dtype(dtype))
+
+    def normal(self, shape: tuple[int, ...], dtype: str) -> Any:
+        """Standard normal samples on the GPU."""
+        with self.native_device:
+            return self.device_rng.standard_normal(shape, dtype=np.dtype(dtype))

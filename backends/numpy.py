@@ -6,7 +6,7 @@ from typing import Any
 
 import array_api_compat.numpy as xp_numpy
 import numpy as np
-from xpnn.backends.base import Backend
+from xpnn.backends.base import Backend, HostRandomGenerator
 
 from xpnn.device import Device
 
@@ -20,7 +20,6 @@ class NumpyBackend(Backend):
         self.xp = xp_numpy
         self.device = Device("cpu")
         self.native_device = "cpu"
-        self._rng = np.random.default_rng()
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> np.ndarray:
         """Copy a host array to this device, cast to ``dtype`` on the host."""
@@ -43,14 +42,6 @@ class NumpyBackend(Backend):
         """Library, version and device in one line."""
         return f"numpy {np.__version__} on cpu"
 
-    def seed(self, seed: int | None) -> None:
-        """Re-seed the device's generator."""
-        self._rng = np.random.default_rng(seed)
-
-    def random_uniform(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        """Uniform samples in [0, 1) on the device."""
-        return self._rng.random(shape, dtype=np.dtype(dtype))
-
-    def random_normal(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        """Standard normal samples on the device."""
-        return self._rng.standard_normal(shape, dtype=np.dtype(dtype))
+    def generator(self, seed: int | None) -> HostRandomGenerator:
+        """A seeded NumPy generator; its samples are already on this device."""
+        return HostRandomGenerator(seed, lambda host: host)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from xpnn.backends.base import Backend
+from xpnn.backends.base import Backend, HostRandomGenerator
 
 from xpnn.device import Device
 from xpnn.errors import DeviceUnavailableError
@@ -36,7 +36,6 @@ class StrictBackend(Backend):
         self.device = Device("strict")
         self.native_device = array_api_strict.Device("device1")
         self._host_device = array_api_strict.Device("CPU_DEVICE")
-        self._rng = np.random.default_rng()
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> Any:
         """Copy a host array to this device, cast to ``dtype`` on the host."""
@@ -59,14 +58,7 @@ class StrictBackend(Backend):
         return (f"array-api-strict {self._strict.__version__} on device1 "
                 f"(standard {self._strict.__array_api_version__})")
 
-    def seed(self, seed: int | None) -> None:
-        """Re-seed the device's generator."""
-        self._rng = np.random.default_rng(seed)
-
-    def random_uniform(self, shape: tuple[int, ...], dtype: str) -> Any:
-        """Uniform samples in [0, 1) on the device."""
-        return self.asarray(self._rng.random(shape, dtype=np.dtype(dtype)))
-
-    def random_normal(self, shape: tuple[int, ...], dtype: str) -> Any:
-        """Standard normal samples on the device."""
-        return self.asarray(self._rng.standard_normal(shape, dtype=np.dtype(dtype)))
+    def generator(self, seed: int | None) -> HostRandomGenerator:
+        """A seeded NumPy generator whose samples are copied to ``device1`` (the same
+        numbers as the NumPy backend's generator with the same seed)."""
+        return HostRandomGenerator(seed, self.asarray)

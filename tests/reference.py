@@ -109,3 +109,27 @@ def softmax_ce(z, y):
 def softmax_ce_grad(z, y):
     rows = z.size // z.shape[-1]
     return (softmax(z) - y) / rows
+
+
+def batchnorm_forward(x, gamma, beta, epsilon=1e-5):
+    """Training mode: statistics over every axis but the last."""
+    axes = tuple(range(x.ndim - 1))
+    return gamma * (x - x.mean(axes)) / np.sqrt(x.var(axes) + epsilon) + beta
+
+
+def batchnorm_backward(x, gamma, g, epsilon=1e-5):
+    """Training mode, one node of the normalisation graph at a time (no simplification)."""
+    axes = tuple(range(x.ndim - 1))
+    m = x.size // x.shape[-1]
+    mean = x.mean(axes)
+    centred = x - mean
+    variance = (centred**2).mean(axes)
+    std = np.sqrt(variance + epsilon)
+    normalized = centred / std
+    grad_normalized = g * gamma
+    grad_std = -(grad_normalized * centred / std**2).sum(axes)
+    grad_variance = grad_std / (2.0 * std)
+    grad_centred = grad_normalized / std + (2.0 / m) * centred * grad_variance
+    grad_mean = -grad_centred.sum(axes)
+    grad_x = grad_centred + grad_mean / m
+    return grad_x, {"gamma": (g * normalized).sum(axes), "beta": g.sum(axes)}

@@ -30,6 +30,9 @@ LAYERS = {
                    lambda x, p, g: (ref.leaky_relu_backward(x, g, 0.1), {})),
     "softmax": (xpnn.Softmax, lambda x, p: ref.softmax(x),
                 lambda x, p, g: (ref.softmax_backward(x, g), {})),
+    # training mode (batch statistics); inference mode has its own tests in test_toolkit.py
+    "batchnorm": (xpnn.BatchNorm, lambda x, p: ref.batchnorm_forward(x, p["gamma"], p["beta"]),
+                  lambda x, p, g: ref.batchnorm_backward(x, p["gamma"], g)),
 }
 
 
@@ -59,8 +62,8 @@ def test_parity_with_reference(lane, name, dtype, rng):
     layer = _build(factory(), lane, dtype, x.shape[1:])
     # parameters: host float64 values, representable in dtype, loaded into the layer
     params = {}
-    for short, param in zip([p.name.split("/")[-1] for p in layer.parameters()],
-                            layer.parameters(), strict=True):
+    for short, param in zip([p.name.split("/")[-1] for p in layer.trainable_parameters()],
+                            layer.trainable_parameters(), strict=True):
         value = rng.standard_normal(param.shape).astype(dtype).astype(np.float64)
         param.value = lane.asarray(value, dtype)
         params[short] = value
@@ -72,7 +75,7 @@ def test_parity_with_reference(lane, name, dtype, rng):
     grad_input = layer.backward(lane.asarray(g, dtype))
     expected_input, expected_params = backward_ref(x, params, g)
     lane.assert_close(grad_input, expected_input, dtype, what=f"{name} dL/dx")
-    for param in layer.parameters():
+    for param in layer.trainable_parameters():
         short = param.name.split("/")[-1]
         lane.assert_close(param.grad, expected_params[short], dtype, what=f"{name} dL/d{short}")
 
@@ -125,7 +128,7 @@ def test_layers_do_not_mutate_inputs_and_accept_non_contiguous_numpy(rng):
         layer = factory()
         layer.build((4,), BuildContext(backend, "float64", np.random.default_rng(0)))
         params = {p.name.split("/")[-1]: p.value for p in layer.parameters()}
-        y = layer(x)
+        y = layer(x, training=True)
         layer.backward(np.ones_like(y))
         np.testing.assert_allclose(y, forward_ref(np.ascontiguousarray(x), params), rtol=1e-12,
                                    err_msg=name)
@@ -152,7 +155,9 @@ def test_gradcheck_refuses_float32_layers(rng):
 
 def test_layer_config_round_trip():
     for layer in (xpnn.Dense(7, use_bias=False, kernel_initializer="lecun_normal", name="d"),
-                  xpnn.LeakyReLU(0.2), xpnn.Softmax(), xpnn.Dense(3)):
+                  xpnn.LeakyReLU(0.2), xpnn.Softmax(), xpnn.Dense(3, weight_decay=1e-3),
+                  xpnn.BatchNorm(momentum=0.5, epsilon=1e-3, center=False),
+                  xpnn.Dropout(0.25, seed=3)):
         clone = type(layer)(**layer.get_config())
         assert clone.get_config() == layer.get_config()
 

@@ -56,7 +56,8 @@ def test_fit_returns_history_and_learns(lane):
     history = model.fit(x, y, epochs=15, batch_size=16, validation_data=(x, y), verbose=0,
                         seed=0)
     assert history.epoch == list(range(15))
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy",
+                                     "learning_rate"}
     assert history["loss"][-1] < history["loss"][0] / 3
     final = model.evaluate(x, y)
     assert final["accuracy"] > 0.95

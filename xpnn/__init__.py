@@ -10,7 +10,18 @@ proves the two agree. Typical use::
     probabilities = model.predict(x_test)
 """
 
-from xpnn import data, datasets, functional, initializers, losses, metrics, optimizers
+from xpnn import (
+    callbacks,
+    data,
+    datasets,
+    functional,
+    initializers,
+    losses,
+    metrics,
+    optimizers,
+    schedules,
+)
+from xpnn.callbacks import Callback, EarlyStopping, LearningRateScheduler, TerminateOnNaN
 from xpnn.device import Device, device, get_backend, get_device, set_device
 from xpnn.errors import (
     DeviceError,
@@ -24,7 +35,18 @@ from xpnn.errors import (
     XpnnError,
 )
 from xpnn.gradcheck import GradcheckResult, gradcheck
-from xpnn.layers import Dense, Layer, LeakyReLU, Parameter, ReLU, Sigmoid, Softmax, Tanh
+from xpnn.layers import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    Layer,
+    LeakyReLU,
+    Parameter,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from xpnn.losses import (
     BinaryCrossEntropy,
     BinaryCrossEntropyWithLogits,
@@ -32,8 +54,10 @@ from xpnn.losses import (
     MeanSquaredError,
     SoftmaxCrossEntropy,
 )
+from xpnn.lr_finder import LRFinderResult, lr_find
 from xpnn.model import History, Sequential
 from xpnn.optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
+from xpnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 
 __version__ = "0.1.0"
 
@@ -42,20 +66,28 @@ __all__ = [
     "AdaGrad",
     "Adam",
     "AdamW",
+    "BatchNorm",
     "BinaryCrossEntropy",
     "BinaryCrossEntropyWithLogits",
+    "Callback",
     "CategoricalCrossEntropy",
+    "CosineDecay",
     "DTypeError",
     "Dense",
     "Device",
     "DeviceError",
     "DeviceUnavailableError",
+    "Dropout",
+    "EarlyStopping",
+    "ExponentialDecay",
     "GradcheckError",
     "GradcheckResult",
     "History",
+    "LRFinderResult",
     "LabelError",
     "Layer",
     "LeakyReLU",
+    "LearningRateScheduler",
     "MeanSquaredError",
     "Momentum",
     "Nesterov",
@@ -69,9 +101,12 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "StepDecay",
     "Tanh",
+    "TerminateOnNaN",
     "XpnnError",
     "__version__",
+    "callbacks",
     "data",
     "datasets",
     "device",
@@ -81,7 +116,9 @@ __all__ = [
     "gradcheck",
     "initializers",
     "losses",
+    "lr_find",
     "metrics",
     "optimizers",
+    "schedules",
     "set_device",
 ]

@@ -9,6 +9,7 @@ every device.
 name                distribution                           suited to
 ==================  =====================================  ==============================
 ``zeros``           0                                      biases
+``ones``            1                                      normalisation scales (γ)
 ``normal``          N(0, std²), std = 0.01 by default      the classic small-scale init
 ``glorot_uniform``  U(-a, a), a = √(6 / (fan_in+fan_out))  tanh, sigmoid, linear (Xavier)
 ``glorot_normal``   N(0, 2 / (fan_in + fan_out))           tanh, sigmoid, linear (Xavier)
@@ -26,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from xpnn.config import Configurable
 
-class Initializer:
+
+class Initializer(Configurable):
     """Base class: ``__call__(shape, fan_in, fan_out, rng)`` returns a float64 host array."""
 
     name = "initializer"
@@ -37,14 +40,6 @@ class Initializer:
     ) -> np.ndarray:
         """Draw a float64 array of ``shape`` for a layer with these fans."""
         raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, as JSON-compatible values."""
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Zeros(Initializer):
@@ -57,6 +52,18 @@ class Zeros(Initializer):
     ) -> np.ndarray:
         """Draw an array of ``shape``."""
         return np.zeros(shape, dtype=np.float64)
+
+
+class Ones(Initializer):
+    """All ones."""
+
+    name = "ones"
+
+    def __call__(
+        self, shape: tuple[int, ...], fan_in: int, fan_out: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Draw an array of ``shape``."""
+        return np.ones(shape, dtype=np.float64)
 
 
 class Normal(Initializer):
@@ -100,6 +107,7 @@ class VarianceScaling(Initializer):
 
 _NAMED: dict[str, Initializer] = {
     "zeros": Zeros(),
+    "ones": Ones(),
     "glorot_uniform": VarianceScaling("glorot_uniform", 1.0, "avg", "uniform"),
     "glorot_normal": VarianceScaling("glorot_normal", 1.0, "avg", "normal"),
     "xavier_uniform": VarianceScaling("glorot_uniform", 1.0, "avg", "uniform"),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from xpnn import callbacks as callbacks_module
 from xpnn import losses as losses_module
 from xpnn import metrics as metrics_module
 from xpnn import optimizers as optimizers_module
@@ -79,6 +80,8 @@ class Sequential:
         self.loss: losses_module.Loss | None = None
         self.optimizer: optimizers_module.Optimizer | None = None
         self.metrics: list[metrics_module.Metric] = []
+        #: Set by a callback to end ``fit`` after the current batch.
+        self.stop_training = False
         for layer in layers or ():
             self.add(layer)
 
@@ -128,7 +131,10 @@ class Sequential:
         for index, layer in enumerate(self.layers):
             layer.needs_input_grad = index > 0
             following = self.layers[index + 1] if index + 1 < len(self.layers) else None
-            layer.build(shape, BuildContext(self.backend, self.dtype, rng, following))
+            noise_seed = (None if self.seed is None else
+                          int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))
+            layer.build(shape, BuildContext(self.backend, self.dtype, rng, following,
+                                            noise_seed))
             shape = layer.output_shape
         self.input_shape = tuple(int(n) for n in input_shape)
         if self.optimizer is not None:
@@ -146,6 +152,7 @@ class Sequential:
         self.metrics = [metrics_module.get(spec, self.loss) for spec in metrics]
         if self.built:
             self.optimizer.build(self.parameters(), self.backend)
+        self.stop_training = False
 
     # -- parameters --------------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
@@ -153,15 +160,16 @@ class Sequential:
         return [p for layer in self.layers for p in layer.parameters()]
 
     def trainable_parameters(self) -> list[Parameter]:
-        """The parameters of layers whose ``trainable`` is True."""
-        return [p for layer in self.layers if layer.trainable for p in layer.parameters()]
+        """The parameters the optimizer updates (see ``Layer.trainable_parameters``)."""
+        return [p for layer in self.layers for p in layer.trainable_parameters()]
 
     def count_params(self) -> int:
         """The number of scalars in all parameters."""
         return sum(layer.count_params() for layer in self.layers)
 
     def get_weights(self) -> list[np.ndarray]:
-        """Host (NumPy) copies of all parameters, layer by layer."""
+        """Host (NumPy) copies of all parameters (running statistics included), layer by
+        layer."""
         return [self.backend.to_host(p.value) for p in self.parameters()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
@@ -179,6 +187,17 @@ class Sequential:
             # asarray would otherwise hand the caller's array to the optimizer
             param.value = self.backend.xp.asarray(
                 self.backend.asarray(value, dtype=self.dtype), copy=True)
+
+    def clone(self) -> Sequential:
+        """A new, uncompiled model with the same layers (from their configs), device, dtype,
+        seed and, if this one is built, the same weights. Nothing is shared."""
+        layers = [type(layer)(**layer.get_config()) for layer in self.layers]
+        twin = Sequential(layers, device=self.device, dtype=self.dtype, seed=self.seed,
+                          name=self.name)
+        if self.built:
+            twin.build(self.input_shape)
+            twin.set_weights(self.get_weights())
+        return twin
 
     def to(self, device: DeviceLike) -> Sequential:
         """Move parameters and optimizer state to ``device``; returns the model."""
@@ -250,13 +269,18 @@ class Sequential:
         validation_data: tuple[Any, Any] | None = None,
         verbose: int = 1,
         seed: int | None = None,
+        callbacks: Sequence[callbacks_module.Callback] = (),
     ) -> History:
         """Train for ``epochs`` passes over (x, y) in mini-batches of ``batch_size``.
 
         The batch order is drawn from ``seed`` (fresh entropy if None). Metrics are averaged
         over each epoch's batches as the weights change; ``validation_data`` is evaluated at
         the end of each epoch. ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
-        Raises :class:`~xpnn.errors.NonFiniteError` if the loss becomes NaN or infinite.
+        ``callbacks`` (see :mod:`xpnn.callbacks`) are called around epochs and batches; one
+        may end training early by setting ``model.stop_training``. The History holds each
+        epoch's loss (with the L2 term when weight decay is on), metrics and learning rate.
+        Raises :class:`~xpnn.errors.NonFiniteError` naming the epoch and the batch if the
+        loss becomes NaN or infinite (unless a callback stopped training on it).
         """
         self._require_compiled()
         _check_count("epochs", epochs, minimum=0)
@@ -273,28 +297,49 @@ class Sequential:
             num_samples = x_data.shape[0]
             steps = math.ceil(num_samples / batch_size)
             epoch_loss = metrics_module.Mean("loss")
+            hooks = callbacks_module.CallbackList(callbacks, self)
+            self.stop_training = False
+            hooks.on_train_begin({})
             for epoch in range(epochs):
+                hooks.on_epoch_begin(epoch, {})
                 epoch_loss.reset()
                 for metric in self.metrics:
                     metric.reset()
                 progress = ProgressBar(steps, epoch, epochs, verbose)
+                batch_losses = []
                 batches = batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng)
-                for step, indices in enumerate(batches, start=1):
+                for step, indices in enumerate(batches):
+                    hooks.on_batch_begin(step, {"size": len(indices)})
                     x_batch = self._batch(x_data, indices)
                     y_batch = self._batch(y_data, indices)
                     loss = self._train_step(x_batch, y_batch)
                     epoch_loss.add(loss, len(indices))
-                    progress.update(step, lambda: self._epoch_logs(epoch_loss))
+                    batch_losses.append(loss)
+                    progress.update(step + 1, lambda: self._epoch_logs(epoch_loss))
+                    batch_logs = {"size": len(indices)}
+                    if hooks.wants_batch_loss:
+                        batch_logs["loss"] = float(loss)
+                    hooks.on_batch_end(step, batch_logs)
+                    if self.stop_training:
+                        break
                 logs = self._epoch_logs(epoch_loss)
-                if not math.isfinite(logs["loss"]):
+                if not math.isfinite(logs["loss"]) and not self.stop_training:
+                    bad = next(i for i, value in enumerate(batch_losses)
+                               if not math.isfinite(float(value)))
                     raise NonFiniteError(
-                        f"the training loss became {logs['loss']} in epoch {epoch + 1}: lower "
-                        "the learning rate, check the inputs, or use a loss on logits")
-                if validation_data is not None:
+                        f"the training loss became {float(batch_losses[bad])} in epoch "
+                        f"{epoch + 1}, batch {bad + 1} of {steps}: lower the learning rate, "
+                        "clip the gradients, check the inputs, or use a loss on logits")
+                if validation_data is not None and math.isfinite(logs["loss"]):
                     val_logs = self._evaluate_data(x_val, y_val, max(batch_size, 256))
                     logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                logs["learning_rate"] = self.optimizer.learning_rate
                 history.record(epoch, logs)
                 progress.finish(logs)
+                hooks.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            hooks.on_train_end({})
         return history
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
@@ -319,13 +364,17 @@ class Sequential:
 
     # -- internals ---------------------------------------------------------------------------
     def _train_step(self, x_batch: Array, y_batch: Array) -> Array:
+        """Forward, backward and one optimizer step; returns the loss including the L2 term
+        of the weights the step started from."""
         y_pred = self.forward(x_batch, training=True)
         loss = self.loss(y_pred, y_batch)
         self.backward(self.loss.backward())
-        self.optimizer.step(self.trainable_parameters())
+        params = self.trainable_parameters()
+        penalty = self.optimizer.penalty(params)
+        self.optimizer.step(params)
         for metric in self.metrics:
             metric.update(y_pred, y_batch)
-        return loss
+        return loss if penalty is None else loss + penalty
 
     def _evaluate_data(self, x_data: Array, y_data: Array, batch_size: int) -> dict[str, float]:
         total_loss = metrics_module.Mean("loss")
@@ -338,7 +387,11 @@ class Sequential:
             total_loss.add(self.loss(y_pred, y_batch), len(indices))
             for metric in self.metrics:
                 metric.update(y_pred, y_batch)
-        return self._epoch_logs(total_loss)
+        logs = self._epoch_logs(total_loss)
+        penalty = self.optimizer.penalty(self.trainable_parameters())
+        if penalty is not None:
+            logs["loss"] += float(penalty)
+        return logs
 
     def _epoch_logs(self, loss: metrics_module.Mean) -> dict[str, float]:
         return {"loss": loss.result(), **{m.name: m.result() for m in self.metrics}}

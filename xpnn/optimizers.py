@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from xpnn.config import Configurable
 from xpnn.errors import NotReadyError
 
 if TYPE_CHECKING:
@@ -23,37 +24,76 @@ if TYPE_CHECKING:
 Array = Any
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class: subclasses define ``slots`` (state array names) and ``update``."""
 
     name = "optimizer"
     #: Names of the per-parameter state arrays, each created as zeros like the parameter.
     slots: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate: float) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be > 0, "
-                             f"got {learning_rate!r}")
+    def __init__(self, learning_rate: float, *, weight_decay: float = 0.0,
+                 clip_norm: float | None = None, clip_value: float | None = None) -> None:
+        if not 0 < learning_rate < math.inf:
+            raise ValueError(f"{type(self).__name__}: learning_rate must be a finite number "
+                             f"> 0, got {learning_rate!r}")
+        _check_option(self, "weight_decay", weight_decay, allow_zero=True)
+        _check_option(self, "clip_norm", clip_norm)
+        _check_option(self, "clip_value", clip_value)
         self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.clip_value = None if clip_value is None else float(clip_value)
         self.iterations = 0
         self.state: dict[str, dict[str, Any]] = {}
         self.backend: Backend | None = None
 
     def build(self, parameters: Iterable[Parameter], backend: Backend) -> None:
-        """Create zero state for parameters not seen before, on ``backend``'s device."""
+        """Create zero state for trainable parameters not seen before, on ``backend``'s
+        device (non-trainable parameters, such as running statistics, get none)."""
         self.to(backend)
         for param in parameters:
-            if param.name not in self.state:
+            if param.trainable and param.name not in self.state:
                 xp = backend.xp
                 entry: dict[str, Any] = {slot: xp.zeros_like(param.value) for slot in self.slots}
                 entry["step"] = 0
                 self.state[param.name] = entry
 
-    def step(self, parameters: Iterable[Parameter]) -> None:
-        """Update every parameter that has a gradient, in place."""
+    # -- the objective's extra terms and the gradient transformations -------------------------
+    def l2_coefficient(self, param: Parameter) -> float:
+        """λ of the L2 term ½λ‖w‖² for ``param``: its own ``weight_decay`` if set, else the
+        optimizer's; 0 for biases and other non-regularizable parameters."""
+        if not param.regularizable:
+            return 0.0
+        return self.weight_decay if param.weight_decay is None else param.weight_decay
+
+    def penalty(self, parameters: Iterable[Parameter]) -> Array | None:
+        """The L2 term Σ ½λ‖w‖² over ``parameters`` (a device scalar), or None when no
+        parameter is decayed; ``fit`` adds it to the reported loss."""
+        xp = self.backend.xp
+        terms = [(0.5 * coefficient) * xp.sum(param.value * param.value)
+                 for param in parameters if (coefficient := self.l2_coefficient(param))]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def gradients(self, parameters: list[Parameter]) -> list[Array]:
+        """The gradients the update rules use: dL/dw + λw (the L2 term), then each entry
+        clipped to [−clip_value, clip_value], then all of them scaled by
+        clip_norm / max(‖g‖, clip_norm) where ‖g‖ is the global norm over all parameters."""
+        xp = self.backend.xp
+        grads = []
         for param in parameters:
-            if param.grad is None:
-                continue
+            coefficient = self.l2_coefficient(param)
+            grads.append(param.grad + coefficient * param.value if coefficient else param.grad)
+        if self.clip_value is not None:
+            grads = [xp.clip(grad, -self.clip_value, self.clip_value) for grad in grads]
+        if self.clip_norm is not None and grads:
+            scale = self.clip_norm / xp.clip(global_norm(xp, grads), min=self.clip_norm)
+            grads = [grad * scale for grad in grads]
+        return grads
+
+    def step(self, parameters: Iterable[Parameter]) -> None:
+        """Update every parameter that has a gradient, in place, with :meth:`gradients`."""
+        params = [param for param in parameters if param.grad is not None]
+        for param, grad in zip(params, self.gradients(params), strict=True):
             try:
                 state = self.state[param.name]
             except KeyError:
@@ -62,7 +102,7 @@ class Optimizer:
                     "the optimizer with the model's parameters first (model.compile does)"
                 ) from None
             state["step"] += 1
-            self.update(param, param.grad, state)
+            self.update(param, grad, state)
         self.iterations += 1
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
@@ -117,11 +157,8 @@ class Optimizer:
 
     def get_config(self) -> dict[str, Any]:
         """Hyper-parameters (constructor arguments)."""
-        return {"learning_rate": self.learning_rate}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+        return {"learning_rate": self.learning_rate, "weight_decay": self.weight_decay,
+                "clip_norm": self.clip_norm, "clip_value": self.clip_value}
 
 
 class SGD(Optimizer):
@@ -129,8 +166,8 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, learning_rate: float = 0.01) -> None:
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate: float = 0.01, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """w ← w − η g."""
@@ -147,8 +184,9 @@ class Momentum(Optimizer):
     name = "momentum"
     slots = ("velocity",)
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9,
+                 **options: Any) -> None:
+        super().__init__(learning_rate, **options)
         self.momentum = float(momentum)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
@@ -190,8 +228,9 @@ class AdaGrad(Optimizer):
     name = "adagrad"
     slots = ("sum_squares",)
 
-    def __init__(self, learning_rate: float = 0.01, epsilon: float = 1e-7) -> None:
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate: float = 0.01, epsilon: float = 1e-7,
+                 **options: Any) -> None:
+        super().__init__(learning_rate, **options)
         self.epsilon = float(epsilon)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
@@ -216,8 +255,8 @@ class RMSProp(Optimizer):
     slots = ("mean_square",)
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9,
-                 epsilon: float = 1e-7) -> None:
-        super().__init__(learning_rate)
+                 epsilon: float = 1e-7, **options: Any) -> None:
+        super().__init__(learning_rate, **options)
         self.rho = float(rho)
         self.epsilon = float(epsilon)
 
@@ -248,8 +287,9 @@ class Adam(Optimizer):
     slots = ("m", "v")
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-8) -> None:
-        super().__init__(learning_rate)
+                 beta_2: float = 0.999, epsilon: float = 1e-8,
+                 **options: Any) -> None:
+        super().__init__(learning_rate, **options)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
@@ -279,14 +319,24 @@ class AdamW(Adam):
 
         w ← w − η λ w        (weights only: kernels, not biases)
         then the Adam step.
+
+    Here ``weight_decay`` is this decoupled decay: it is not added to the gradient or to the
+    reported loss. A layer's own ``weight_decay`` still adds the coupled L2 term.
     """
 
     name = "adamw"
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.01,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8) -> None:
-        super().__init__(learning_rate, beta_1, beta_2, epsilon)
-        self.weight_decay = float(weight_decay)
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 **options: Any) -> None:
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay=weight_decay,
+                         **options)
+
+    def l2_coefficient(self, param: Parameter) -> float:
+        """Only a layer's own coefficient: the optimizer's decay is decoupled."""
+        if not param.regularizable or param.weight_decay is None:
+            return 0.0
+        return param.weight_decay
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """Decay the weights by η λ, then the Adam step."""
@@ -294,8 +344,21 @@ class AdamW(Adam):
             param.value *= 1.0 - self.learning_rate * self.weight_decay
         self.adam_step(param, grad, state)
 
-    def get_config(self) -> dict[str, Any]:  # noqa: D102
-        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+def global_norm(xp: Any, arrays: list[Array]) -> Array:
+    """‖(a₁, a₂, …)‖₂ = √(Σᵢ Σ aᵢ²), the norm of all arrays taken as one vector (a device
+    scalar)."""
+    return xp.sqrt(sum(xp.sum(array * array) for array in arrays))
+
+
+def _check_option(optimizer: Optimizer, name: str, value: float | None,
+                  allow_zero: bool = False) -> None:
+    if value is None and not allow_zero:
+        return
+    if value is None or not (0 <= value < math.inf if allow_zero else 0 < value < math.inf):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{type(optimizer).__name__}: {name} must be a finite number {bound}, "
+                         f"got {value!r}")
 
 
 _BY_NAME: dict[str, type[Optimizer]] = {

@@ -36,29 +36,40 @@ class BuildContext:
 
     ``backend`` is the device, ``dtype`` the float dtype name, ``rng`` the seeded host generator
     for initial weights, ``next_layer`` the layer that will consume this layer's output (a
-    Dense layer uses it to pick He initialisation before a ReLU).
+    Dense layer uses it to pick He initialisation before a ReLU), ``noise_seed`` the seed of
+    the device generator of a layer that draws random numbers while it runs (Dropout; None:
+    fresh entropy). It is separate from ``rng`` so that adding a Dropout layer does not change
+    the initial weights of the other layers.
     """
 
     backend: Backend
     dtype: str
     rng: np.random.Generator
     next_layer: Layer | None = None
+    noise_seed: int | None = None
 
 
 class Parameter:
-    """A named trainable array and its gradient, both on the owning layer's device.
+    """A named array of a layer and its gradient, both on the owning layer's device.
 
-    ``regularizable`` marks weights (kernels) as opposed to biases: weight decay applies to the
-    former only.
+    ``trainable`` parameters are updated by the optimizer from ``grad``; non-trainable ones
+    are state that ``forward`` itself updates (BatchNorm's running statistics): they have no
+    gradient, but are saved, restored and moved with the model like every parameter.
+    ``regularizable`` marks weights (kernels) as opposed to biases: L2 weight decay applies to
+    the former only, with the coefficient ``weight_decay`` when it is set (None: the
+    optimizer's coefficient).
     """
 
-    __slots__ = ("grad", "name", "regularizable", "value")
+    __slots__ = ("grad", "name", "regularizable", "trainable", "value", "weight_decay")
 
-    def __init__(self, name: str, value: Array, regularizable: bool = True) -> None:
+    def __init__(self, name: str, value: Array, regularizable: bool = True,
+                 trainable: bool = True, weight_decay: float | None = None) -> None:
         self.name = name
         self.value = value
         self.grad: Array | None = None
         self.regularizable = regularizable
+        self.trainable = trainable
+        self.weight_decay = weight_decay
 
     @property
     def shape(self) -> Shape:
@@ -114,11 +125,14 @@ class Layer:
         self.dtype = context.backend.dtype(context.dtype)
         self.output_shape = self.compute_output_shape(self.input_shape)
 
-    def add_parameter(self, name: str, host_value: np.ndarray, regularizable: bool) -> Parameter:
-        """Register a parameter from a host array (cast on the host, then moved)."""
+    def add_parameter(self, name: str, host_value: np.ndarray, regularizable: bool, *,
+                      trainable: bool = True, weight_decay: float | None = None) -> Parameter:
+        """Register a parameter from a host array (cast on the host, then copied to the
+        device: parameters are updated in place and must not share the caller's memory)."""
         assert self.backend is not None
-        value = self.backend.asarray(host_value, dtype=self.dtype_name)
-        param = Parameter(f"{self.name}/{name}", value, regularizable)
+        value = self.xp.asarray(self.backend.asarray(host_value, dtype=self.dtype_name),
+                                copy=True)
+        param = Parameter(f"{self.name}/{name}", value, regularizable, trainable, weight_decay)
         self._params[name] = param
         return param
 
@@ -175,8 +189,14 @@ class Layer:
 
     # -- parameters and state ----------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
-        """This layer's parameters, in a fixed order."""
+        """This layer's parameters (trainable and not), in a fixed order."""
         return list(self._params.values())
+
+    def trainable_parameters(self) -> list[Parameter]:
+        """The parameters the optimizer updates: none if the layer is frozen."""
+        if not self.trainable:
+            return []
+        return [p for p in self._params.values() if p.trainable]
 
     def count_params(self) -> int:
         """The number of scalars in this layer's parameters."""

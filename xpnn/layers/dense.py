@@ -22,6 +22,8 @@ class Dense(Layer):
 
     ``kernel_initializer="auto"`` (the default) is He normal when the next layer of a model
     is ReLU-family, and Glorot uniform otherwise (see :mod:`xpnn.initializers`).
+    ``weight_decay`` λ adds the L2 term ½λ‖W‖² to the loss and λW to dL/dW for this layer's
+    kernel (None: the optimizer's ``weight_decay``; the bias is never decayed).
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: str | initializers.Initializer = "auto",
         bias_initializer: str | initializers.Initializer = "zeros",
+        weight_decay: float | None = None,
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
@@ -43,6 +46,10 @@ class Dense(Layer):
             kernel_initializer if kernel_initializer == "auto"
             else initializers.get(kernel_initializer))
         self.bias_initializer = initializers.get(bias_initializer)
+        if weight_decay is not None and not 0 <= weight_decay < float("inf"):
+            raise ValueError(f"Dense weight_decay must be a finite number >= 0, got "
+                             f"{weight_decay!r}")
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         self._cache_input: Array | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -62,7 +69,8 @@ class Dense(Layer):
             init = initializers.get(hint or "glorot_uniform")
         self.resolved_kernel_initializer = init
         self.kernel = self.add_parameter(
-            "kernel", init((fan_in, self.units), fan_in, self.units, context.rng), True)
+            "kernel", init((fan_in, self.units), fan_in, self.units, context.rng), True,
+            weight_decay=self.weight_decay)
         self.bias = (
             self.add_parameter(
                 "bias", self.bias_initializer((self.units,), fan_in, self.units, context.rng),
@@ -103,4 +111,5 @@ class Dense(Layer):
             "kernel_initializer": kernel_init if kernel_init == "auto"
             else initializers.serialize(kernel_init),
             "bias_initializer": initializers.serialize(self.bias_initializer),
+            "weight_decay": self.weight_decay,
         }

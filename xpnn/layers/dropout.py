@@ -1,0 +1,67 @@
+"""Dropout (Srivastava et al. 2014), in the inverted form."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from xpnn.layers.base import Array, BuildContext, Layer, Shape
+
+if TYPE_CHECKING:
+    from xpnn.backends.base import Backend
+
+
+class Dropout(Layer):
+    """Inverted dropout with drop probability p = ``rate``.
+
+    Training: each entry is kept with probability 1 − p and scaled so its expectation is
+    unchanged::
+
+        m ~ Bernoulli(1 − p) elementwise        y = x ⊙ m / (1 − p)
+        returns dL/dx = G ⊙ m / (1 − p)
+
+    Inference: y = x and dL/dx = G. The mask is drawn on the layer's device by its own
+    generator (``Backend.generator``), seeded by ``seed`` or, when that is None, by the
+    model's seed and the layer's position, so a seeded model draws the same masks on every
+    run. The NumPy and strict devices draw the same masks; CuPy draws other ones.
+    """
+
+    def __init__(self, rate: float, *, seed: int | None = None, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.seed = seed
+        self._cache_mask: Array | None = None
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Create the layer's random generator on its device."""
+        super().build(input_shape, context)
+        self.generator_seed = self.seed if self.seed is not None else context.noise_seed
+        self.generator = context.backend.generator(self.generator_seed)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = x ⊙ m / (1 − p) in training, y = x in inference."""
+        if not training or self.rate == 0.0:
+            self._cache_mask = None
+            return x
+        keep = self.generator.uniform(tuple(x.shape), self.dtype_name) >= self.rate
+        self._cache_mask = self.xp.astype(keep, self.dtype) * (1.0 / (1.0 - self.rate))
+        return x * self._cache_mask
+
+    def backward(self, grad_output: Array) -> Array | None:
+        """dL/dx = G ⊙ m / (1 − p) (training) or G (inference)."""
+        if self._cache_mask is None:
+            return grad_output
+        return grad_output * self._cache_mask
+
+    def to(self, backend: Backend) -> None:
+        """Move to another device; the generator restarts there from the layer's seed."""
+        moving = self.backend is not None and backend is not self.backend
+        super().to(backend)
+        if moving:
+            self.generator = backend.generator(self.generator_seed)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

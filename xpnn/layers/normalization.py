@@ -1,0 +1,156 @@
+"""Batch normalisation (Ioffe & Szegedy 2015)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpnn import initializers
+from xpnn.errors import ShapeError
+from xpnn.layers.base import Array, BuildContext, Layer, Shape
+
+
+class BatchNorm(Layer):
+    """Batch normalisation of each feature (the last axis), with statistics over all other
+    axes (the batch, and the steps of a sequence).
+
+    Training, per feature over the m values in the batch::
+
+        μ = (1/m) Σ x              mean
+        c = x − μ                  centred value
+        σ² = (1/m) Σ c²            variance (biased)
+        s = √(σ² + ε)              standard deviation
+        x̂ = c / s                  normalised value
+        y = γ x̂ + β
+
+    and the running statistics move towards the batch's::
+
+        running_mean ← momentum · running_mean + (1 − momentum) · μ
+        running_var  ← momentum · running_var  + (1 − momentum) · σ² m / (m − 1)
+
+    (the unbiased variance; a batch with m = 1 leaves them unchanged). ``momentum=0.9`` is
+    Keras's convention with PyTorch's default value: PyTorch's ``momentum=0.1`` is the same
+    update. Inference uses them: x̂ = (x − running_mean) / √(running_var + ε).
+
+    Backward in training, walking the graph above back from G = dL/dy (sums over the batch)::
+
+        dL/dx̂  = γ G
+        dL/ds  = −Σ dL/dx̂ · c / s²
+        dL/dσ² = dL/ds / (2s)
+        dL/dc  = dL/dx̂ / s + (2/m) c · dL/dσ²      (through x̂ and through σ²)
+        dL/dμ  = −Σ dL/dc
+        dL/dx  = dL/dc + dL/dμ / m
+
+    which collapses (Σ c = 0) to the form computed here::
+
+        dL/dx = (1 / (m s)) · (m dL/dx̂ − Σ dL/dx̂ − x̂ Σ (dL/dx̂ ⊙ x̂))
+        dL/dγ = Σ G ⊙ x̂        dL/dβ = Σ G
+
+    In inference the statistics are constants: dL/dx = γ G / √(running_var + ε).
+    γ and β are not weight-decayed; the running statistics are non-trainable parameters. A
+    frozen layer (``trainable=False``) always runs in inference mode, as in Keras, so
+    fine-tuning does not disturb its statistics.
+    """
+
+    #: The axis of the features, counted with the batch axis (-1: the last).
+    feature_axis = -1
+
+    def __init__(self, *, momentum: float = 0.9, epsilon: float = 1e-5, center: bool = True,
+                 scale: bool = True, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"{type(self).__name__} momentum must be in [0, 1), got "
+                             f"{momentum!r}")
+        if not epsilon > 0:
+            raise ValueError(f"{type(self).__name__} epsilon must be > 0, got {epsilon!r}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = center
+        self.scale = scale
+        self._cache_normalized: Array | None = None
+        self._cache_inv_std: Array | None = None
+        self._cache_training = False
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Create γ (ones), β (zeros) and the running mean (zeros) and variance (ones)."""
+        super().build(input_shape, context)
+        if not self.input_shape:
+            raise ShapeError(f"layer '{self.name}' ({type(self).__name__}) needs inputs of "
+                             "shape (batch, ..., features), received a batch of scalars")
+        axis = self.feature_axis % (len(self.input_shape) + 1)  # counted with the batch axis
+        features = self.input_shape[axis - 1]
+        self.reduce_axes = tuple(i for i in range(len(self.input_shape) + 1) if i != axis)
+        # γ, β and the statistics broadcast against the input with this shape
+        self.broadcast_shape = tuple(features if i == axis else 1
+                                     for i in range(len(self.input_shape) + 1))
+
+        def constant(name: str) -> Any:
+            return initializers.get(name)((features,), features, features, context.rng)
+
+        self.gamma = self.add_parameter("gamma", constant("ones"), False) if self.scale else None
+        self.beta = self.add_parameter("beta", constant("zeros"), False) if self.center else None
+        self.running_mean = self.add_parameter("running_mean", constant("zeros"), False,
+                                               trainable=False)
+        self.running_var = self.add_parameter("running_var", constant("ones"), False,
+                                              trainable=False)
+
+    def _broadcast(self, vector: Array) -> Array:
+        return self.xp.reshape(vector, self.broadcast_shape)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = γ x̂ + β with batch statistics (training) or running statistics (inference)."""
+        xp = self.xp
+        training = training and self.trainable
+        if training:
+            mean = xp.mean(x, axis=self.reduce_axes, keepdims=True)
+            centred = x - mean
+            variance = xp.mean(centred * centred, axis=self.reduce_axes, keepdims=True)
+            self._update_running_statistics(mean, variance, x.size // variance.size)
+        else:
+            mean = self._broadcast(self.running_mean.value)
+            centred = x - mean
+            variance = self._broadcast(self.running_var.value)
+        inv_std = 1.0 / xp.sqrt(variance + self.epsilon)
+        normalized = centred * inv_std
+        self._cache_normalized, self._cache_inv_std = normalized, inv_std
+        self._cache_training = training
+        y = normalized
+        if self.gamma is not None:
+            y = y * self._broadcast(self.gamma.value)
+        if self.beta is not None:
+            y = y + self._broadcast(self.beta.value)
+        return y
+
+    def _update_running_statistics(self, mean: Array, variance: Array, count: int) -> None:
+        if count < 2:
+            return
+        xp, keep = self.xp, self.momentum
+        batch_mean = xp.reshape(mean, (-1,))
+        unbiased_var = xp.reshape(variance, (-1,)) * (count / (count - 1))
+        self.running_mean.value = keep * self.running_mean.value + (1.0 - keep) * batch_mean
+        self.running_var.value = keep * self.running_var.value + (1.0 - keep) * unbiased_var
+
+    def backward(self, grad_output: Array) -> Array | None:
+        """Sets dL/dγ = Σ G ⊙ x̂, dL/dβ = Σ G; returns dL/dx (see the class docstring)."""
+        xp = self.xp
+        normalized, inv_std = self._cache_normalized, self._cache_inv_std
+        if self.trainable:
+            if self.gamma is not None:
+                self.gamma.grad = xp.reshape(
+                    xp.sum(grad_output * normalized, axis=self.reduce_axes), (-1,))
+            if self.beta is not None:
+                self.beta.grad = xp.reshape(xp.sum(grad_output, axis=self.reduce_axes), (-1,))
+        if not self.needs_input_grad:
+            return None
+        grad_normalized = (grad_output * self._broadcast(self.gamma.value)
+                           if self.gamma is not None else grad_output)
+        if not self._cache_training:
+            return grad_normalized * inv_std
+        mean_grad = xp.mean(grad_normalized, axis=self.reduce_axes, keepdims=True)
+        mean_grad_dot = xp.mean(grad_normalized * normalized, axis=self.reduce_axes,
+                                keepdims=True)
+        return (grad_normalized - mean_grad - normalized * mean_grad_dot) * inv_std
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
