@@ -60,9 +60,11 @@ class Device:
         if not isinstance(spec, str):
             raise TypeError(f"a device is a string like 'cpu' or 'cuda:0', got {spec!r}")
         text = spec.strip().lower()
-        kind, _, ordinal = text.partition(":")
-        if kind in DEVICE_TYPES and (not ordinal or (kind == "cuda" and ordinal.isdigit())):
-            return cls(kind, int(ordinal) if ordinal else 0)
+        kind, colon, ordinal = text.partition(":")
+        plain = not colon
+        numbered = kind == "cuda" and ordinal.isascii() and ordinal.isdigit()
+        if kind in DEVICE_TYPES and (plain or numbered):
+            return cls(kind, int(ordinal) if numbered else 0)
         raise ValueError(
             f"cannot parse device {spec!r}: expected 'cpu', 'cuda', 'cuda:N', 'strict' or 'auto'"
         )
