@@ -64,6 +64,28 @@ def test_hooks_are_called_in_order(rng):
         _model().fit(x, y, verbose=0, callbacks=[lambda: None])
 
 
+def test_entries_a_callback_adds_at_epoch_end_are_recorded(rng):
+    class WeightNorm(xpnn.Callback):
+        def on_epoch_end(self, epoch, logs):
+            logs["kernel_norm"] = float(np.linalg.norm(self.model.get_weights()[0]))
+
+    x, y = _data(rng)
+    model = _model()
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[WeightNorm()])
+    assert len(history["kernel_norm"]) == 3
+    assert history["kernel_norm"][-1] == pytest.approx(np.linalg.norm(model.get_weights()[0]))
+
+
+def test_layer_outputs_are_the_intermediate_activations(rng):
+    model = _model()
+    x, _ = _data(rng, n=5)
+    outputs = model.layer_outputs(x)
+    kernel, bias = model.get_weights()[:2]
+    assert list(outputs) == ["dense", "tanh", "dense_1"]
+    np.testing.assert_allclose(outputs["tanh"], np.tanh(x @ kernel + bias), rtol=1e-12)
+    np.testing.assert_allclose(outputs["dense_1"], model.predict(x), rtol=1e-12)
+
+
 def test_early_stopping_stops_and_restores_the_best_weights(lane, rng):
     x, y = _data(rng)
     x_val, y_val = _data(rng)

@@ -6,6 +6,7 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -39,3 +40,38 @@ def test_xor(monkeypatch, capsys, lane):
 def test_linear_regression_agrees_with_the_normal_equation(monkeypatch, capsys, lane):
     assert run_example(monkeypatch, "linear_regression.py", "--device", lane.device) < 5e-4
     assert "agree to 3 decimals" in capsys.readouterr().out
+
+
+def _png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the plain net overflows on purpose
+def test_batchnorm_vs_plain_quick(monkeypatch, tmp_path, capsys, lane):
+    pytest.importorskip("matplotlib", reason="the figures need matplotlib (xpnn[plot])")
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    out = tmp_path / "bn.png"
+    results = run_example(monkeypatch, "batchnorm_vs_plain.py", "--quick", "--out", str(out),
+                          "--device", lane.device)
+    assert _png(out)
+    # std 1 blows the plain network up in its first epoch; BatchNorm learns at both scales
+    assert np.isnan(results["plain"][1.0]) and "plain diverged" in capsys.readouterr().out
+    assert results["BatchNorm"][1.0] > 0.2 and results["BatchNorm"][0.1] > 0.5
+
+
+def test_overfitting_quick(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib", reason="the figures need matplotlib (xpnn[plot])")
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    out = tmp_path / "overfitting.png"
+    results = run_example(monkeypatch, "overfitting.py", "--quick", "--out", str(out))
+    assert _png(out) and set(results) == {"plain", "weight decay", "dropout"}
+    assert all(0 <= r["test"] <= 1 and r["test_ce"] > 0 for r in results.values())
+
+
+def test_lr_find_quick(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the figures need matplotlib (xpnn[plot])")
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    out = tmp_path / "lr.png"
+    outcome = run_example(monkeypatch, "lr_find.py", "--quick", "--out", str(out))
+    assert _png(out) and 1e-6 < outcome["suggestion"] < 10
+    assert "test accuracy" in capsys.readouterr().out

@@ -47,7 +47,8 @@ class Callback:
         """Called before each epoch (``epoch`` counts from 0)."""
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
-        """Called after each epoch, with its loss, metrics and learning rate."""
+        """Called after each epoch, with its loss, metrics and learning rate; entries added
+        to ``logs`` here are recorded in the History."""
 
     def on_batch_begin(self, batch: int, logs: Logs) -> None:
         """Called before each training batch (``batch`` counts from 0 in each epoch)."""

@@ -334,9 +334,9 @@ class Sequential:
                     val_logs = self._evaluate_data(x_val, y_val, max(batch_size, 256))
                     logs.update({f"val_{key}": value for key, value in val_logs.items()})
                 logs["learning_rate"] = self.optimizer.learning_rate
-                history.record(epoch, logs)
                 progress.finish(logs)
-                hooks.on_epoch_end(epoch, logs)
+                hooks.on_epoch_end(epoch, logs)  # may add entries, which the History keeps
+                history.record(epoch, logs)
                 if self.stop_training:
                     break
             hooks.on_train_end({})
@@ -361,6 +361,18 @@ class Sequential:
                 for indices in batch_indices(x_data.shape[0], batch_size, shuffle=False)
             ]
         return np.concatenate(outputs, axis=0)
+
+    def layer_outputs(self, x: Any) -> dict[str, np.ndarray]:
+        """Every layer's output for the inputs ``x`` in inference mode, as NumPy arrays keyed
+        by layer name in layer order (for looking inside a network: activation histograms,
+        dead units)."""
+        with self.backend.scope():
+            signal = self._batch(self._input_data(x), slice(None))
+            outputs = {}
+            for layer in self.layers:
+                signal = layer(signal, training=False)
+                outputs[layer.name] = self.backend.to_host(signal)
+        return outputs
 
     # -- internals ---------------------------------------------------------------------------
     def _train_step(self, x_batch: Array, y_batch: Array) -> Array:

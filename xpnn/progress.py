@@ -9,8 +9,13 @@ from typing import TextIO
 
 
 def format_logs(logs: dict[str, float]) -> str:
-    """``loss: 0.1234 - accuracy: 0.9700`` from a dict of scalars."""
-    return " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+    """``loss: 0.1234 - accuracy: 0.9700 - learning_rate: 1.000e-04`` from a dict of scalars
+    (four decimals, or scientific notation for values below 0.001)."""
+    return " - ".join(f"{key}: {_format_value(value)}" for key, value in logs.items())
+
+
+def _format_value(value: float) -> str:
+    return f"{value:.3e}" if value != 0 and abs(value) < 1e-3 else f"{value:.4f}"
 
 
 class ProgressBar:
