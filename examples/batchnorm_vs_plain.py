@@ -52,7 +52,8 @@ def main() -> dict[str, dict[float, float]]:
     epochs = 2 if args.quick else args.epochs
 
     (x_train, y_train), (x_test, y_test) = xpnn.datasets.load_digits(seed=args.seed)
-    figure, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3.5), sharey=True)
+    figure, axes = plt.subplots(1, len(scales), figsize=(4 * len(scales), 3.5), sharey=True,
+                                layout="constrained")
     results: dict[str, dict[float, float]] = {"plain": {}, "BatchNorm": {}}
     print(f"{'weight std':>10}{'plain':>12}{'BatchNorm':>12}   (test accuracy after "
           f"{epochs} epochs)")

@@ -12,9 +12,10 @@ cures the over-confidence: the test cross-entropy drops by about a fifth. Dropou
 after every hidden layer) narrows the accuracy gap and gains about a point of test accuracy.
 The 8×8 digits are an easy problem, so the effects are smaller than on MNIST.
 
-The figure shows train (solid) and test (dashed) accuracy and loss for the three runs (the
-loss of the weight-decay run includes its ½λ‖W‖² term); the printed table gives the final
-accuracies, the gap and the test cross-entropy without the penalty.
+The figure shows train (solid) and test (dashed) accuracy and cross-entropy for the three
+runs. The cross-entropy is recorded each epoch by a small callback, without the ½λ‖W‖² term
+that the weight-decay run's reported loss includes, so the three curves compare like with
+like. The printed table gives the final accuracies, the gap and the test cross-entropy.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ import argparse
 
 import xpnn
 import xpnn.plot
+
+
+class CrossEntropy(xpnn.Callback):
+    """Adds the cross-entropy of the training set (``cross_entropy``) and of the test set
+    (``val_cross_entropy``), without any weight-decay term, to each epoch's logs."""
+
+    def __init__(self, train: tuple, test: tuple) -> None:
+        super().__init__()
+        self.datasets = {"": train, "val_": test}
+        self.loss = xpnn.SoftmaxCrossEntropy()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Measure both sets with the epoch's final weights (inference mode)."""
+        for prefix, (x, y) in self.datasets.items():
+            logs[f"{prefix}cross_entropy"] = float(self.loss(self.model.predict(x), y))
 
 
 def build(variant: str, device: str | None, seed: int) -> xpnn.Sequential:
@@ -53,20 +69,20 @@ def main() -> dict[str, dict[str, float]]:
 
     (x_train, y_train), (x_test, y_test) = xpnn.datasets.load_digits(seed=args.seed)
     x_train, y_train = x_train[:300], y_train[:300]
-    cross_entropy = xpnn.SoftmaxCrossEntropy()
     histories, results = {}, {}
     print(f"{'variant':<14}{'train acc':>10}{'test acc':>10}{'gap':>8}{'test CE':>9}")
     for variant in ("plain", "weight decay", "dropout"):
         model = build(variant, args.device, args.seed)
-        histories[variant] = model.fit(x_train, y_train, epochs=epochs, batch_size=100,
-                                       verbose=0, validation_data=(x_test, y_test),
-                                       seed=args.seed)
+        history = model.fit(x_train, y_train, epochs=epochs, batch_size=100, verbose=0,
+                            validation_data=(x_test, y_test), seed=args.seed,
+                            callbacks=[CrossEntropy((x_train, y_train), (x_test, y_test))])
+        histories[variant] = history
         train = model.evaluate(x_train, y_train)["accuracy"]  # without dropout's noise
-        test = model.evaluate(x_test, y_test)["accuracy"]
-        test_ce = float(cross_entropy(model.predict(x_test), y_test))  # no L2 term
+        test = history["val_accuracy"][-1]
+        test_ce = history["val_cross_entropy"][-1]
         results[variant] = {"train": train, "test": test, "test_ce": test_ce}
         print(f"{variant:<14}{train:>10.3f}{test:>10.3f}{train - test:>8.3f}{test_ce:>9.3f}")
-    xpnn.plot.training_curves(histories, args.out, keys=["accuracy", "loss"],
+    xpnn.plot.training_curves(histories, args.out, keys=["accuracy", "cross_entropy"],
                               title="300 digits: train (solid) and test (dashed)")
     print(f"figure written to {args.out}")
     return results
