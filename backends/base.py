@@ -32,6 +32,14 @@ class RandomGenerator(ABC):
     def normal(self, shape: tuple[int, ...], dtype: str) -> Any:
         """Standard normal samples of ``shape`` and dtype name ``dtype``."""
 
+    def get_state(self) -> dict[str, Any] | None:
+        """The generator's position as JSON-compatible values, for checkpoints; None where
+        the library offers no way to read it (CuPy)."""
+        return None
+
+    def set_state(self, state: dict[str, Any] | None) -> None:  # noqa: B027 - see get_state
+        """Continue from a :meth:`get_state` (None: leave the generator as it is)."""
+
 
 class HostRandomGenerator(RandomGenerator):
     """A NumPy generator (PCG64) whose samples are handed to a device by ``to_device``
@@ -48,6 +56,15 @@ class HostRandomGenerator(RandomGenerator):
     def normal(self, shape: tuple[int, ...], dtype: str) -> Any:
         """Standard normal samples."""
         return self.to_device(self.host.standard_normal(shape, dtype=np.dtype(dtype)))
+
+    def get_state(self) -> dict[str, Any]:
+        """The PCG64 state (plain ints and strings)."""
+        return self.host.bit_generator.state
+
+    def set_state(self, state: dict[str, Any] | None) -> None:
+        """Continue from a :meth:`get_state`."""
+        if state is not None:
+            self.host.bit_generator.state = state
 
 
 class Backend(ABC):

@@ -102,7 +102,8 @@ class CupyBackend(Backend):
 
 class CupyRandomGenerator(RandomGenerator):
     """``cupy.random.default_rng(seed)`` on one GPU: samples are drawn on the device (a
-    different stream of numbers from the NumPy generator with the same seed)."""
+    different stream of numbers from the NumPy generator with the same seed). CuPy offers no
+    way to read its position, so checkpoints cannot restore it (``get_state`` is None)."""
 
     def __init__(self, cupy: Any, native_device: Any, seed: int | None) -> None:
         self.native_device = native_device

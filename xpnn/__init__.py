@@ -21,12 +21,20 @@ from xpnn import (
     optimizers,
     schedules,
 )
-from xpnn.callbacks import Callback, EarlyStopping, LearningRateScheduler, TerminateOnNaN
+from xpnn.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    TerminateOnNaN,
+)
+from xpnn.checkpoint import load
 from xpnn.device import Device, device, get_backend, get_device, set_device
 from xpnn.errors import (
     DeviceError,
     DeviceUnavailableError,
     DTypeError,
+    FileFormatError,
     GradcheckError,
     LabelError,
     NonFiniteError,
@@ -80,6 +88,7 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "ExponentialDecay",
+    "FileFormatError",
     "GradcheckError",
     "GradcheckResult",
     "History",
@@ -89,6 +98,7 @@ __all__ = [
     "LeakyReLU",
     "LearningRateScheduler",
     "MeanSquaredError",
+    "ModelCheckpoint",
     "Momentum",
     "Nesterov",
     "NonFiniteError",
@@ -115,6 +125,7 @@ __all__ = [
     "get_device",
     "gradcheck",
     "initializers",
+    "load",
     "losses",
     "lr_find",
     "metrics",

@@ -168,10 +168,10 @@ class EarlyStopping(Callback):
 class LearningRateScheduler(Callback):
     """Set the optimizer's learning rate at the start of each epoch.
 
-    ``schedule`` is a :class:`~xpnn.schedules.Schedule` (called with the epoch and the rate
-    the first training run started with) or a function ``f(epoch, current_rate) -> rate``
-    (Keras's convention). The rate of each epoch is recorded in the History as
-    ``learning_rate``.
+    ``schedule`` is a :class:`~xpnn.schedules.Schedule` (called with the epoch and the
+    optimizer's ``initial_learning_rate``, the rate it was created with, which checkpoints
+    keep) or a function ``f(epoch, current_rate) -> rate`` (Keras's convention). The rate of
+    each epoch is recorded in the History as ``learning_rate``.
     """
 
     def __init__(self, schedule: Schedule | Callable[[int, float], float],
@@ -182,19 +182,12 @@ class LearningRateScheduler(Callback):
                             f"(epoch, rate) -> rate, got {type(schedule).__name__}")
         self.schedule = schedule
         self.verbose = verbose
-        self.initial_rate: float | None = None
-
-    def on_train_begin(self, logs: Logs) -> None:
-        """Remember the starting rate (only on the first run, so a second ``fit`` goes on
-        with the same schedule)."""
-        if self.initial_rate is None:
-            self.initial_rate = self.model.optimizer.learning_rate
 
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
         """Set this epoch's rate."""
         optimizer = self.model.optimizer
         if isinstance(self.schedule, Schedule):
-            rate = self.schedule.rate(epoch, self.initial_rate)
+            rate = self.schedule.rate(epoch, optimizer.initial_learning_rate)
         else:
             rate = self.schedule(epoch, optimizer.learning_rate)
         if not isinstance(rate, int | float) or not 0 <= rate < math.inf:
@@ -203,6 +196,33 @@ class LearningRateScheduler(Callback):
         optimizer.learning_rate = float(rate)
         if self.verbose:
             print(f"Epoch {epoch + 1}: learning rate {rate:.4g}")
+
+
+class ModelCheckpoint(Callback):
+    """Write a resumable checkpoint to ``path`` after every epoch and, with
+    ``every_batches=N``, after every N-th batch of an epoch too (atomically: a crash leaves
+    the previous checkpoint intact). ``fit(resume_from=path)`` continues from it; see
+    :mod:`xpnn.checkpoint` for what it holds."""
+
+    def __init__(self, path: Any, every_batches: int | None = None) -> None:
+        super().__init__()
+        if every_batches is not None and (isinstance(every_batches, bool)
+                                          or not isinstance(every_batches, int)
+                                          or every_batches < 1):
+            raise ValueError(f"ModelCheckpoint: every_batches must be an integer >= 1 or "
+                             f"None, got {every_batches!r}")
+        self.path, self.every_batches = path, every_batches
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        """Save every ``every_batches`` batches."""
+        if self.every_batches and (batch + 1) % self.every_batches == 0:
+            self.model.save_checkpoint(self.path)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        """Save after a complete epoch (its logs are already in the History); an epoch that
+        a callback interrupted keeps the last checkpoint taken within it."""
+        if self.model.fit_position.batch == 0:
+            self.model.save_checkpoint(self.path)
 
 
 class TerminateOnNaN(Callback):

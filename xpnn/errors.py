@@ -42,3 +42,8 @@ class NotReadyError(XpnnError, RuntimeError):
 
 class GradcheckError(XpnnError, AssertionError):
     """A numerical gradient check failed; the message names the worst entry."""
+
+
+class FileFormatError(XpnnError, ValueError):
+    """A file is not a readable xpnn file: foreign, truncated, corrupted, of a newer format,
+    or of the wrong kind. The message names the file and what is wrong."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from xpnn import functional as fn
+from xpnn.config import Configurable
 from xpnn.errors import DTypeError, LabelError, ShapeError
 
 Array = Any
@@ -19,7 +20,7 @@ Array = Any
 PROBABILITY_EPSILON = 1e-7
 
 
-class Loss:
+class Loss(Configurable):
     """Base class: ``__call__`` checks shapes and runs ``forward``; ``backward`` follows."""
 
     name = "loss"
@@ -92,12 +93,6 @@ class Loss:
         raise ValueError(f"'accuracy' is not defined for {type(self).__name__}; "
                          "use 'mae' or 'mse' for regression")
 
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments."""
-        return {}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 def _namespace(array: Array) -> Any:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from xpnn.config import Configurable
+
 Array = Any
 
 
@@ -16,7 +18,7 @@ def _namespace(array: Array) -> Any:
     return array_api_compat.array_namespace(array)
 
 
-class Metric:
+class Metric(Configurable):
     """Base class: the mean of a per-entry quantity over everything seen since ``reset``."""
 
     name = "metric"
@@ -43,8 +45,13 @@ class Metric:
         """The mean so far (reads one scalar from the device); NaN before any update."""
         return float(self._total) / self._count if self._count else float("nan")
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+    def state(self) -> tuple[float, int]:
+        """The running total (read from the device) and count, for checkpoints."""
+        return float(self._total), self._count
+
+    def set_state(self, state: tuple[float, int]) -> None:
+        """Continue from a :meth:`state`."""
+        self._total, self._count = float(state[0]), int(state[1])
 
 
 class Mean(Metric):
@@ -53,6 +60,9 @@ class Mean(Metric):
     def __init__(self, name: str = "loss") -> None:
         self.name = name
         super().__init__()
+
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {"name": self.name}
 
     def add(self, value: Array, weight: int) -> None:
         """Add ``value`` (a 0-d device array) with weight ``weight``."""
@@ -92,8 +102,8 @@ class BinaryAccuracy(Metric):
         hits = xp.astype((y_pred > self.threshold) == (y_true > 0.5), y_pred.dtype)
         return xp.sum(hits), int(hits.size)
 
-    def __repr__(self) -> str:
-        return f"BinaryAccuracy(threshold={self.threshold})"
+    def get_config(self) -> dict[str, Any]:  # noqa: D102
+        return {"threshold": self.threshold}
 
 
 class MeanAbsoluteError(Metric):

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from xpnn import callbacks as callbacks_module
+from xpnn import checkpoint as checkpoint_module
+from xpnn import config as config_module
 from xpnn import losses as losses_module
 from xpnn import metrics as metrics_module
 from xpnn import optimizers as optimizers_module
@@ -32,17 +34,30 @@ Array = Any
 
 class History:
     """What ``fit`` returns: ``history[key]`` is the list of per-epoch values of ``key``
-    (``loss``, each metric, and ``val_`` versions with validation data)."""
+    (``loss``, each metric, ``learning_rate``, and ``val_`` versions with validation data).
+
+    ``logs[i]`` is the dict of epoch ``epoch[i]``; entries that callbacks add to it at the end
+    of the epoch appear in ``history`` too. An epoch whose loss was not finite has no ``val_``
+    values, so those lists can be shorter (such an epoch always ends training).
+    """
 
     def __init__(self) -> None:
-        self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
+        self.logs: list[dict[str, float]] = []
 
     def record(self, epoch: int, logs: dict[str, float]) -> None:
-        """Append one epoch's values."""
+        """Append one epoch's logs (kept by reference)."""
         self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+        self.logs.append(logs)
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Every key's values, epoch by epoch, in order of first appearance."""
+        values: dict[str, list[float]] = {}
+        for logs in self.logs:
+            for key, value in logs.items():
+                values.setdefault(key, []).append(value)
+        return values
 
     def __getitem__(self, key: str) -> list[float]:
         return self.history[key]
@@ -82,6 +97,9 @@ class Sequential:
         self.metrics: list[metrics_module.Metric] = []
         #: Set by a callback to end ``fit`` after the current batch.
         self.stop_training = False
+        # where the last (or current) fit is, and its History: what checkpoints record
+        self._fit_position: checkpoint_module.TrainingPosition | None = None
+        self._fit_history: History | None = None
         for layer in layers or ():
             self.add(layer)
 
@@ -191,13 +209,49 @@ class Sequential:
     def clone(self) -> Sequential:
         """A new, uncompiled model with the same layers (from their configs), device, dtype,
         seed and, if this one is built, the same weights. Nothing is shared."""
-        layers = [type(layer)(**layer.get_config()) for layer in self.layers]
-        twin = Sequential(layers, device=self.device, dtype=self.dtype, seed=self.seed,
-                          name=self.name)
+        twin = Sequential.from_config(self.get_config(), device=self.device)
         if self.built:
-            twin.build(self.input_shape)
             twin.set_weights(self.get_weights())
         return twin
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], device: DeviceLike | None = None
+                    ) -> Sequential:
+        """A new model from :meth:`get_config` (built if the config has an input shape),
+        with freshly initialised weights, on ``device``."""
+        layers = [config_module.deserialize(spec, Layer, "layer") for spec in config["layers"]]
+        model = cls(layers, device=device, dtype=config["dtype"], seed=config.get("seed"),
+                    name=config["name"])
+        if config.get("input_shape"):
+            model.build(tuple(config["input_shape"]))
+        return model
+
+    @property
+    def fit_position(self) -> checkpoint_module.TrainingPosition | None:
+        """Where the current or last ``fit`` is: ``epoch`` (the epoch in progress, or the
+        next one) and ``batch`` (batches done in it; 0 between epochs). None before any
+        fit."""
+        return self._fit_position
+
+    # -- files -------------------------------------------------------------------------------
+    def save(self, path: Any, *, include_optimizer: bool = True) -> None:
+        """Write the model to ``path`` (see :mod:`xpnn.checkpoint`): architecture,
+        parameters, and compile settings with the optimizer state; ``xpnn.load`` reads it.
+        The write is atomic."""
+        checkpoint_module.save_model(self, path, include_optimizer)
+
+    def save_weights(self, path: Any) -> None:
+        """Write the parameters alone to ``path`` (atomically)."""
+        checkpoint_module.save_weights(self, path)
+
+    def load_weights(self, path: Any) -> None:
+        """Set the parameters from an xpnn file, matched by name and shape."""
+        checkpoint_module.load_weights(self, path)
+
+    def save_checkpoint(self, path: Any) -> None:
+        """Write a resumable checkpoint of the training so far (``fit(resume_from=...)``
+        continues from it); usually done by the ``ModelCheckpoint`` callback."""
+        checkpoint_module.save_checkpoint(self, path)
 
     def to(self, device: DeviceLike) -> Sequential:
         """Move parameters and optimizer state to ``device``; returns the model."""
@@ -270,8 +324,10 @@ class Sequential:
         verbose: int = 1,
         seed: int | None = None,
         callbacks: Sequence[callbacks_module.Callback] = (),
+        checkpoint: Any = None,
+        resume_from: Any = None,
     ) -> History:
-        """Train for ``epochs`` passes over (x, y) in mini-batches of ``batch_size``.
+        """Train until ``epochs`` epochs are done, in mini-batches of ``batch_size``.
 
         The batch order is drawn from ``seed`` (fresh entropy if None). Metrics are averaged
         over each epoch's batches as the weights change; ``validation_data`` is evaluated at
@@ -279,6 +335,14 @@ class Sequential:
         ``callbacks`` (see :mod:`xpnn.callbacks`) are called around epochs and batches; one
         may end training early by setting ``model.stop_training``. The History holds each
         epoch's loss (with the L2 term when weight decay is on), metrics and learning rate.
+
+        ``checkpoint``: a path where a resumable checkpoint is written (atomically) after
+        every epoch (a ``ModelCheckpoint`` callback gives more control). ``resume_from``: a
+        checkpoint to continue from: parameters, optimizer state, generators, History and the
+        position (epoch and batch) are restored, and training goes on until ``epochs`` epochs
+        are done in all (``seed`` is then ignored: the batch order continues from the
+        checkpoint). The returned History holds the earlier epochs too.
+
         Raises :class:`~xpnn.errors.NonFiniteError` naming the epoch and the batch if the
         loss becomes NaN or infinite (unless a callback stopped training on it).
         """
@@ -286,7 +350,9 @@ class Sequential:
         _check_count("epochs", epochs, minimum=0)
         _check_count("batch_size", batch_size, minimum=1)
         rng = np.random.default_rng(seed)
-        history = History()
+        hooks = list(callbacks)
+        if checkpoint is not None:
+            hooks.append(callbacks_module.ModelCheckpoint(checkpoint))
         with self.backend.scope():
             x_data = self._input_data(x)
             y_data = self._target_data(y, x_data.shape[0])
@@ -297,49 +363,67 @@ class Sequential:
             num_samples = x_data.shape[0]
             steps = math.ceil(num_samples / batch_size)
             epoch_loss = metrics_module.Mean("loss")
-            hooks = callbacks_module.CallbackList(callbacks, self)
+            accumulators = [epoch_loss, *self.metrics]
+            if resume_from is not None:
+                position, history = checkpoint_module.restore_checkpoint(self, resume_from)
+                position.check_compatible(num_samples, batch_size, shuffle, resume_from)
+                rng.bit_generator.state = position.epoch_start_rng_state
+            else:
+                position = checkpoint_module.TrainingPosition()
+                history = History()
+            position.num_samples, position.batch_size, position.shuffle = (
+                num_samples, batch_size, shuffle)
+            position.live_accumulators = accumulators
+            self._fit_position, self._fit_history = position, history
+            hooks_list = callbacks_module.CallbackList(hooks, self)
             self.stop_training = False
-            hooks.on_train_begin({})
-            for epoch in range(epochs):
-                hooks.on_epoch_begin(epoch, {})
-                epoch_loss.reset()
-                for metric in self.metrics:
-                    metric.reset()
+            hooks_list.on_train_begin({})
+            for epoch in range(position.epoch, epochs):
+                # the batch order of this epoch is drawn from this state (again on resume)
+                position.epoch_start_rng_state = rng.bit_generator.state
+                if position.batch == 0:  # a fresh epoch, not one resumed half-way
+                    for accumulator in accumulators:
+                        accumulator.reset()
+                else:
+                    for accumulator, state in zip(accumulators, position.accumulators,
+                                                  strict=True):
+                        accumulator.set_state(state)
+                hooks_list.on_epoch_begin(epoch, {})
                 progress = ProgressBar(steps, epoch, epochs, verbose)
-                batch_losses = []
-                batches = batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng)
-                for step, indices in enumerate(batches):
-                    hooks.on_batch_begin(step, {"size": len(indices)})
+                batch_losses = {}
+                order = list(batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng))
+                for step in range(position.batch, steps):
+                    indices = order[step]
+                    hooks_list.on_batch_begin(step, {"size": len(indices)})
                     x_batch = self._batch(x_data, indices)
                     y_batch = self._batch(y_data, indices)
                     loss = self._train_step(x_batch, y_batch)
                     epoch_loss.add(loss, len(indices))
-                    batch_losses.append(loss)
+                    batch_losses[step] = loss
+                    position.batch = step + 1
                     progress.update(step + 1, lambda: self._epoch_logs(epoch_loss))
                     batch_logs = {"size": len(indices)}
-                    if hooks.wants_batch_loss:
+                    if hooks_list.wants_batch_loss:
                         batch_logs["loss"] = float(loss)
-                    hooks.on_batch_end(step, batch_logs)
+                    hooks_list.on_batch_end(step, batch_logs)
                     if self.stop_training:
                         break
                 logs = self._epoch_logs(epoch_loss)
                 if not math.isfinite(logs["loss"]) and not self.stop_training:
-                    bad = next(i for i, value in enumerate(batch_losses)
-                               if not math.isfinite(float(value)))
-                    raise NonFiniteError(
-                        f"the training loss became {float(batch_losses[bad])} in epoch "
-                        f"{epoch + 1}, batch {bad + 1} of {steps}: lower the learning rate, "
-                        "clip the gradients, check the inputs, or use a loss on logits")
+                    raise _non_finite_loss(batch_losses, epoch, steps)
                 if validation_data is not None and math.isfinite(logs["loss"]):
                     val_logs = self._evaluate_data(x_val, y_val, max(batch_size, 256))
                     logs.update({f"val_{key}": value for key, value in val_logs.items()})
                 logs["learning_rate"] = self.optimizer.learning_rate
-                progress.finish(logs)
-                hooks.on_epoch_end(epoch, logs)  # may add entries, which the History keeps
                 history.record(epoch, logs)
+                if position.batch == steps:  # complete, not interrupted by a callback
+                    position.epoch, position.batch = epoch + 1, 0
+                    position.epoch_start_rng_state = rng.bit_generator.state
+                progress.finish(logs)
+                hooks_list.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
-            hooks.on_train_end({})
+            hooks_list.on_train_end({})
         return history
 
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
@@ -540,6 +624,7 @@ class Sequential:
         return {
             "name": self.name,
             "dtype": self.dtype,
+            "seed": self.seed,
             "input_shape": list(self.input_shape) if self.input_shape else None,
             "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
                        for layer in self.layers],
@@ -554,6 +639,17 @@ def _host_namespace() -> Any:
     import array_api_compat.numpy as host_xp
 
     return host_xp
+
+
+def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:
+    """The error for an epoch whose loss sum is not finite, naming the first bad batch."""
+    bad = next((step for step, value in batch_losses.items()
+                if not math.isfinite(float(value))), None)
+    where = f"batch {bad + 1} of {steps}" if bad is not None else "a batch before the resume"
+    value = float(batch_losses[bad]) if bad is not None else math.nan
+    return NonFiniteError(
+        f"the training loss became {value} in epoch {epoch + 1}, {where}: lower the learning "
+        "rate, clip the gradients, check the inputs, or use a loss on logits")
 
 
 def _check_count(name: str, value: Any, minimum: int) -> None:

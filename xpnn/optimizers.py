@@ -40,6 +40,8 @@ class Optimizer(Configurable):
         _check_option(self, "clip_norm", clip_norm)
         _check_option(self, "clip_value", clip_value)
         self.learning_rate = float(learning_rate)
+        #: The rate training started with; learning-rate schedules count from it.
+        self.initial_learning_rate = self.learning_rate
         self.weight_decay = float(weight_decay)
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.clip_value = None if clip_value is None else float(clip_value)
@@ -126,6 +128,7 @@ class Optimizer(Configurable):
             "class": type(self).__name__,
             "config": self.get_config(),
             "iterations": self.iterations,
+            "initial_learning_rate": self.initial_learning_rate,
             "state": {
                 name: {key: (source.to_host(value) if key in self.slots else value)
                        for key, value in entry.items()}
@@ -144,6 +147,8 @@ class Optimizer(Configurable):
         for key, value in state_dict["config"].items():
             setattr(self, key, value)
         self.iterations = int(state_dict["iterations"])
+        self.initial_learning_rate = float(state_dict.get("initial_learning_rate",
+                                                          self.learning_rate))
         self.state = {
             name: {key: (self._own_copy(value) if key in self.slots else int(value))
                    for key, value in entry.items()}

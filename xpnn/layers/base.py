@@ -24,7 +24,7 @@ import numpy as np
 from xpnn.errors import DeviceError, DTypeError, ShapeError
 
 if TYPE_CHECKING:
-    from xpnn.backends.base import Backend
+    from xpnn.backends.base import Backend, RandomGenerator
 
 Shape = tuple[int, ...]
 Array = Any
@@ -106,6 +106,9 @@ class Layer:
         self.backend: Backend | None = None
         self.dtype_name: str | None = None
         self._params: dict[str, Parameter] = {}
+        #: The device generator of a layer that draws random numbers while it runs
+        #: (Dropout); checkpoints save and restore its state.
+        self.generator: RandomGenerator | None = None
 
     # -- building --------------------------------------------------------------------------
     @property

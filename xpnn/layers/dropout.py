@@ -56,11 +56,14 @@ class Dropout(Layer):
         return grad_output * self._cache_mask
 
     def to(self, backend: Backend) -> None:
-        """Move to another device; the generator restarts there from the layer's seed."""
+        """Move to another device. The generator moves with its position where both devices
+        can report it (NumPy and strict); otherwise it restarts from the layer's seed."""
         moving = self.backend is not None and backend is not self.backend
         super().to(backend)
         if moving:
+            position = self.generator.get_state()
             self.generator = backend.generator(self.generator_seed)
+            self.generator.set_state(position)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
