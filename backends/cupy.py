@@ -71,7 +71,7 @@ class CupyBackend(Backend):
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> Any:
         """Copy a host array to this device, cast to ``dtype`` on the host."""
-        host = np.ascontiguousarray(host_array, dtype=dtype)
+        host = np.asarray(host_array, dtype=dtype, order="C")
         with self.native_device:
             return self._cupy.asarray(host)
 

@@ -25,7 +25,7 @@ class NumpyBackend(Backend):
         """Copy a host array to this device, cast to ``dtype`` on the host."""
         # No copy when the host array already has the right dtype and layout: it *is* on
         # this device, and layers never write into their inputs.
-        return np.ascontiguousarray(host_array, dtype=dtype)
+        return np.asarray(host_array, dtype=dtype, order="C")
 
     def to_host(self, array: Any) -> np.ndarray:
         """Copy a device array to a NumPy array.

@@ -39,7 +39,7 @@ class StrictBackend(Backend):
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> Any:
         """Copy a host array to this device, cast to ``dtype`` on the host."""
-        host = np.ascontiguousarray(host_array, dtype=dtype)
+        host = np.asarray(host_array, dtype=dtype, order="C")
         return self._strict.asarray(host, device=self.native_device, copy=True)
 
     def to_host(self, array: Any) -> np.ndarray:

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from xpnn import checks
 from xpnn.schedules import Schedule
 
 if TYPE_CHECKING:
@@ -110,9 +111,7 @@ class EarlyStopping(Callback):
                  mode: str = "auto", restore_best_weights: bool = True,
                  verbose: int = 0) -> None:
         super().__init__()
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got "
-                             f"{patience!r}")
+        patience = checks.integer("EarlyStopping", "patience", patience, 0)
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got "
                              f"{mode!r}")
@@ -190,10 +189,9 @@ class LearningRateScheduler(Callback):
             rate = self.schedule.rate(epoch, optimizer.initial_learning_rate)
         else:
             rate = self.schedule(epoch, optimizer.learning_rate)
-        if not isinstance(rate, int | float) or not 0 <= rate < math.inf:
-            raise ValueError(f"the learning-rate schedule returned {rate!r} for epoch "
-                             f"{epoch}; expected a finite number >= 0")
-        optimizer.learning_rate = float(rate)
+        optimizer.learning_rate = checks.number(
+            "LearningRateScheduler", f"the rate its schedule returned for epoch {epoch}", rate,
+            0)
         if self.verbose:
             print(f"Epoch {epoch + 1}: learning rate {rate:.4g}")
 
@@ -206,11 +204,8 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path: Any, every_batches: int | None = None) -> None:
         super().__init__()
-        if every_batches is not None and (isinstance(every_batches, bool)
-                                          or not isinstance(every_batches, int)
-                                          or every_batches < 1):
-            raise ValueError(f"ModelCheckpoint: every_batches must be an integer >= 1 or "
-                             f"None, got {every_batches!r}")
+        if every_batches is not None:
+            every_batches = checks.integer("ModelCheckpoint", "every_batches", every_batches, 1)
         self.path, self.every_batches = path, every_batches
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from xpnn import checks
 from xpnn.callbacks import Callback, Logs
 
 if TYPE_CHECKING:
@@ -99,10 +100,8 @@ def lr_find(
     if not 0 < start_rate < end_rate < math.inf:
         raise ValueError(f"lr_find: need 0 < start_rate < end_rate, got {start_rate!r} and "
                          f"{end_rate!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"lr_find: steps must be an integer >= 2, got {steps!r}")
-    if not 0 <= smoothing < 1:
-        raise ValueError(f"lr_find: smoothing must be in [0, 1), got {smoothing!r}")
+    steps = checks.integer("lr_find", "steps", steps, 2)
+    smoothing = checks.number("lr_find", "smoothing", smoothing, 0, 1)
     rates = [start_rate * (end_rate / start_rate) ** (i / (steps - 1)) for i in range(steps)]
     optimizer = type(model.optimizer)(**model.optimizer.get_config())
     twin = model.clone()

@@ -18,6 +18,7 @@ import numpy as np
 
 from xpnn import callbacks as callbacks_module
 from xpnn import checkpoint as checkpoint_module
+from xpnn import checks
 from xpnn import config as config_module
 from xpnn import losses as losses_module
 from xpnn import metrics as metrics_module
@@ -347,8 +348,8 @@ class Sequential:
         loss becomes NaN or infinite (unless a callback stopped training on it).
         """
         self._require_compiled()
-        _check_count("epochs", epochs, minimum=0)
-        _check_count("batch_size", batch_size, minimum=1)
+        epochs = checks.integer(f"model '{self.name}'", "epochs", epochs, 0)
+        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
         rng = np.random.default_rng(seed)
         hooks = list(callbacks)
         if checkpoint is not None:
@@ -429,7 +430,7 @@ class Sequential:
     def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
         """The loss and metrics over (x, y), as a dict of floats."""
         self._require_compiled()
-        _check_count("batch_size", batch_size, minimum=1)
+        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
         with self.backend.scope():
             x_data = self._input_data(x)
             y_data = self._target_data(y, x_data.shape[0])
@@ -437,7 +438,7 @@ class Sequential:
 
     def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
         """The model's outputs for ``x`` as a NumPy array (inference mode)."""
-        _check_count("batch_size", batch_size, minimum=1)
+        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
         with self.backend.scope():
             x_data = self._input_data(x)
             outputs = [
@@ -650,8 +651,3 @@ def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> No
     return NonFiniteError(
         f"the training loss became {value} in epoch {epoch + 1}, {where}: lower the learning "
         "rate, clip the gradients, check the inputs, or use a loss on logits")
-
-
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, received {value!r}")

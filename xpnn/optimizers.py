@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from xpnn import checks
 from xpnn.config import Configurable
 from xpnn.errors import NotReadyError
 
@@ -33,18 +34,16 @@ class Optimizer(Configurable):
 
     def __init__(self, learning_rate: float, *, weight_decay: float = 0.0,
                  clip_norm: float | None = None, clip_value: float | None = None) -> None:
-        if not 0 < learning_rate < math.inf:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be a finite number "
-                             f"> 0, got {learning_rate!r}")
-        _check_option(self, "weight_decay", weight_decay, allow_zero=True)
-        _check_option(self, "clip_norm", clip_norm)
-        _check_option(self, "clip_value", clip_value)
-        self.learning_rate = float(learning_rate)
+        owner = type(self).__name__
+        self.learning_rate = checks.number(owner, "learning_rate", learning_rate, 0,
+                                           low_open=True)
         #: The rate training started with; learning-rate schedules count from it.
         self.initial_learning_rate = self.learning_rate
-        self.weight_decay = float(weight_decay)
-        self.clip_norm = None if clip_norm is None else float(clip_norm)
-        self.clip_value = None if clip_value is None else float(clip_value)
+        self.weight_decay = checks.number(owner, "weight_decay", weight_decay, 0)
+        self.clip_norm = (None if clip_norm is None
+                          else checks.number(owner, "clip_norm", clip_norm, 0, low_open=True))
+        self.clip_value = (None if clip_value is None else
+                           checks.number(owner, "clip_value", clip_value, 0, low_open=True))
         self.iterations = 0
         self.state: dict[str, dict[str, Any]] = {}
         self.backend: Backend | None = None
@@ -192,7 +191,7 @@ class Momentum(Optimizer):
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9,
                  **options: Any) -> None:
         super().__init__(learning_rate, **options)
-        self.momentum = float(momentum)
+        self.momentum = checks.number(type(self).__name__, "momentum", momentum, 0, 1)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """v ← μ v − η g;  w ← w + v."""
@@ -236,7 +235,7 @@ class AdaGrad(Optimizer):
     def __init__(self, learning_rate: float = 0.01, epsilon: float = 1e-7,
                  **options: Any) -> None:
         super().__init__(learning_rate, **options)
-        self.epsilon = float(epsilon)
+        self.epsilon = _epsilon(self, epsilon)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """h ← h + g²;  w ← w − η g / (√h + ε)."""
@@ -262,8 +261,8 @@ class RMSProp(Optimizer):
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9,
                  epsilon: float = 1e-7, **options: Any) -> None:
         super().__init__(learning_rate, **options)
-        self.rho = float(rho)
-        self.epsilon = float(epsilon)
+        self.rho = checks.number(type(self).__name__, "rho", rho, 0, 1)
+        self.epsilon = _epsilon(self, epsilon)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """h ← ρ h + (1 − ρ) g²;  w ← w − η g / (√h + ε)."""
@@ -295,9 +294,9 @@ class Adam(Optimizer):
                  beta_2: float = 0.999, epsilon: float = 1e-8,
                  **options: Any) -> None:
         super().__init__(learning_rate, **options)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+        self.beta_1 = checks.number(type(self).__name__, "beta_1", beta_1, 0, 1)
+        self.beta_2 = checks.number(type(self).__name__, "beta_2", beta_2, 0, 1)
+        self.epsilon = _epsilon(self, epsilon)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """The Adam step above, with t = this parameter's step count."""
@@ -356,14 +355,8 @@ def global_norm(xp: Any, arrays: list[Array]) -> Array:
     return xp.sqrt(sum(xp.sum(array * array) for array in arrays))
 
 
-def _check_option(optimizer: Optimizer, name: str, value: float | None,
-                  allow_zero: bool = False) -> None:
-    if value is None and not allow_zero:
-        return
-    if value is None or not (0 <= value < math.inf if allow_zero else 0 < value < math.inf):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{type(optimizer).__name__}: {name} must be a finite number {bound}, "
-                         f"got {value!r}")
+def _epsilon(optimizer: Optimizer, value: float) -> float:
+    return checks.number(type(optimizer).__name__, "epsilon", value, 0, low_open=True)
 
 
 _BY_NAME: dict[str, type[Optimizer]] = {

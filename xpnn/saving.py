@@ -91,7 +91,7 @@ def write_file(path: PathLike, kind: str, entries: Mapping[str, Any],
     from xpnn import __version__
 
     assert kind in KINDS
-    host_arrays = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    host_arrays = {name: np.asarray(value, order="C") for name, value in arrays.items()}
     for name, value in host_arrays.items():
         if value.dtype.name not in ARRAY_DTYPES:
             raise TypeError(f"cannot save array {name!r} of dtype {value.dtype}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xpnn import checks
 from xpnn.config import Configurable
 
 
@@ -36,10 +37,9 @@ class StepDecay(Schedule):
     """Multiply the rate by ``factor`` every ``every`` epochs: η₀ · factor^⌊e / every⌋."""
 
     def __init__(self, every: int, factor: float = 0.5) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"StepDecay: every must be an integer >= 1, got {every!r}")
-        _check_factor("StepDecay", "factor", factor)
-        self.every, self.factor = every, float(factor)
+        self.every = checks.integer("StepDecay", "every", every, 1)
+        self.factor = checks.number("StepDecay", "factor", factor, 0, 1, low_open=True,
+                                    high_open=False)
 
     def rate(self, epoch: int, initial_rate: float) -> float:
         """η₀ · factor^⌊epoch / every⌋."""
@@ -53,8 +53,8 @@ class ExponentialDecay(Schedule):
     """Multiply the rate by ``decay`` every epoch: η₀ · decayᵉ."""
 
     def __init__(self, decay: float) -> None:
-        _check_factor("ExponentialDecay", "decay", decay)
-        self.decay = float(decay)
+        self.decay = checks.number("ExponentialDecay", "decay", decay, 0, 1, low_open=True,
+                                   high_open=False)
 
     def rate(self, epoch: int, initial_rate: float) -> float:
         """η₀ · decay^epoch."""
@@ -69,12 +69,8 @@ class CosineDecay(Schedule):
     Hutter's SGDR without restarts), then constant at ``final_rate``."""
 
     def __init__(self, epochs: int, final_rate: float = 0.0) -> None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"CosineDecay: epochs must be an integer >= 1, got {epochs!r}")
-        if not 0 <= final_rate < math.inf:
-            raise ValueError(f"CosineDecay: final_rate must be a finite number >= 0, got "
-                             f"{final_rate!r}")
-        self.epochs, self.final_rate = epochs, float(final_rate)
+        self.epochs = checks.integer("CosineDecay", "epochs", epochs, 1)
+        self.final_rate = checks.number("CosineDecay", "final_rate", final_rate, 0)
 
     def rate(self, epoch: int, initial_rate: float) -> float:
         """η_min + ½ (η₀ − η_min)(1 + cos(π · min(epoch, E) / E))."""
@@ -85,7 +81,3 @@ class CosineDecay(Schedule):
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {"epochs": self.epochs, "final_rate": self.final_rate}
 
-
-def _check_factor(owner: str, name: str, value: float) -> None:
-    if not 0 < value <= 1:
-        raise ValueError(f"{owner}: {name} must be in (0, 1], got {value!r}")

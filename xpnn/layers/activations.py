@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from xpnn import checks
 from xpnn import functional as fn
-from xpnn.layers.base import Array, Layer
+from xpnn.errors import ShapeError
+from xpnn.layers.base import Array, Layer, Shape
 
 
 class Sigmoid(Layer):
@@ -63,9 +65,7 @@ class LeakyReLU(Layer):
     def __init__(self, alpha: float = 0.01, *, name: str | None = None,
                  trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"LeakyReLU alpha must be in [0, 1), got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = checks.number("LeakyReLU", "alpha", alpha, 0, 1)
 
     def forward(self, x: Array, training: bool = False) -> Array:
         """y = x where x > 0, else αx."""
@@ -91,6 +91,14 @@ class Softmax(Layer):
     For classification prefer a linear output with :class:`~xpnn.losses.SoftmaxCrossEntropy`,
     whose fused gradient softmax(z) − y is cheaper and more accurate.
     """
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """The input shape; a batch of scalars is refused (softmax would mix samples)."""
+        if not input_shape:
+            raise ShapeError(f"layer '{self.name}' (Softmax) normalises the last axis and needs"
+                             " inputs of shape (batch, ..., classes), received a batch of "
+                             "scalars")
+        return tuple(input_shape)
 
     def forward(self, x: Array, training: bool = False) -> Array:
         """y = softmax(x) along the last axis."""

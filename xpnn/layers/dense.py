@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xpnn import initializers
+from xpnn import checks, initializers
 from xpnn.errors import ShapeError
 from xpnn.layers.base import Array, BuildContext, Layer, Shape
 
@@ -38,18 +38,14 @@ class Dense(Layer):
         trainable: bool = True,
     ) -> None:
         super().__init__(name=name, trainable=trainable)
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"Dense units must be a positive integer, got {units!r}")
-        self.units = units
+        self.units = checks.integer("Dense", "units", units, 1)
         self.use_bias = use_bias
         self.kernel_initializer = (
             kernel_initializer if kernel_initializer == "auto"
             else initializers.get(kernel_initializer))
         self.bias_initializer = initializers.get(bias_initializer)
-        if weight_decay is not None and not 0 <= weight_decay < float("inf"):
-            raise ValueError(f"Dense weight_decay must be a finite number >= 0, got "
-                             f"{weight_decay!r}")
-        self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.weight_decay = (None if weight_decay is None
+                             else checks.number("Dense", "weight_decay", weight_decay, 0))
         self._cache_input: Array | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from xpnn import checks
 from xpnn.layers.base import Array, BuildContext, Layer, Shape
 
 if TYPE_CHECKING:
@@ -28,9 +29,7 @@ class Dropout(Layer):
     def __init__(self, rate: float, *, seed: int | None = None, name: str | None = None,
                  trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = checks.number("Dropout", "rate", rate, 0, 1)
         self.seed = seed
         self._cache_mask: Array | None = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xpnn import initializers
+from xpnn import checks, initializers
 from xpnn.errors import ShapeError
 from xpnn.layers.base import Array, BuildContext, Layer, Shape
 
@@ -57,13 +57,9 @@ class BatchNorm(Layer):
     def __init__(self, *, momentum: float = 0.9, epsilon: float = 1e-5, center: bool = True,
                  scale: bool = True, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"{type(self).__name__} momentum must be in [0, 1), got "
-                             f"{momentum!r}")
-        if not epsilon > 0:
-            raise ValueError(f"{type(self).__name__} epsilon must be > 0, got {epsilon!r}")
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        owner = type(self).__name__
+        self.momentum = checks.number(owner, "momentum", momentum, 0, 1)
+        self.epsilon = checks.number(owner, "epsilon", epsilon, 0, low_open=True)
         self.center = center
         self.scale = scale
         self._cache_normalized: Array | None = None
