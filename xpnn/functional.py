@@ -9,6 +9,20 @@ from typing import Any
 
 Array = Any
 
+_NAMESPACES: dict[type, Any] = {}
+
+
+def namespace(array: Array) -> Any:
+    """The Array API namespace of ``array``, looked up once per array type (the lookup by
+    ``array_api_compat.array_namespace`` costs microseconds, which matter at small batches)."""
+    kind = type(array)
+    found = _NAMESPACES.get(kind)
+    if found is None:
+        import array_api_compat
+
+        found = _NAMESPACES[kind] = array_api_compat.array_namespace(array)
+    return found
+
 
 def sigmoid(xp: Any, x: Array) -> Array:
     """σ(x) = 1 / (1 + e^{-x}), evaluated without overflow.

@@ -8,14 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from xpnn.config import Configurable
+from xpnn.functional import namespace
 
 Array = Any
-
-
-def _namespace(array: Array) -> Any:
-    import array_api_compat
-
-    return array_api_compat.array_namespace(array)
 
 
 class Metric(Configurable):
@@ -77,7 +72,7 @@ class CategoricalAccuracy(Metric):
     name = "accuracy"
 
     def batch_sum(self, y_pred: Array, y_true: Array) -> tuple[Array, int]:  # noqa: D102
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         predicted = xp.argmax(y_pred, axis=-1)
         labels = (y_true if xp.isdtype(y_true.dtype, "integral")
                   else xp.argmax(y_true, axis=-1))
@@ -98,7 +93,7 @@ class BinaryAccuracy(Metric):
         super().__init__()
 
     def batch_sum(self, y_pred: Array, y_true: Array) -> tuple[Array, int]:  # noqa: D102
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         hits = xp.astype((y_pred > self.threshold) == (y_true > 0.5), y_pred.dtype)
         return xp.sum(hits), int(hits.size)
 
@@ -112,7 +107,7 @@ class MeanAbsoluteError(Metric):
     name = "mae"
 
     def batch_sum(self, y_pred: Array, y_true: Array) -> tuple[Array, int]:  # noqa: D102
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         return xp.sum(xp.abs(y_pred - y_true)), int(y_pred.size)
 
 
@@ -122,7 +117,7 @@ class MeanSquaredError(Metric):
     name = "mse"
 
     def batch_sum(self, y_pred: Array, y_true: Array) -> tuple[Array, int]:  # noqa: D102
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         diff = y_pred - y_true
         return xp.sum(diff * diff), int(y_pred.size)
 

@@ -390,6 +390,7 @@ class Sequential:
                                                   strict=True):
                         accumulator.set_state(state)
                 hooks_list.on_epoch_begin(epoch, {})
+                params = self.trainable_parameters()  # a callback may have frozen layers
                 progress = ProgressBar(steps, epoch, epochs, verbose)
                 batch_losses = {}
                 order = list(batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng))
@@ -398,7 +399,7 @@ class Sequential:
                     hooks_list.on_batch_begin(step, {"size": len(indices)})
                     x_batch = self._batch(x_data, indices)
                     y_batch = self._batch(y_data, indices)
-                    loss = self._train_step(x_batch, y_batch)
+                    loss = self._train_step(x_batch, y_batch, params)
                     epoch_loss.add(loss, len(indices))
                     batch_losses[step] = loss
                     position.batch = step + 1
@@ -460,13 +461,16 @@ class Sequential:
         return outputs
 
     # -- internals ---------------------------------------------------------------------------
-    def _train_step(self, x_batch: Array, y_batch: Array) -> Array:
-        """Forward, backward and one optimizer step; returns the loss including the L2 term
-        of the weights the step started from."""
+    def _train_step(self, x_batch: Array, y_batch: Array,
+                    params: list[Parameter] | None = None) -> Array:
+        """Forward, backward and one optimizer step of ``params`` (default: the trainable
+        parameters); returns the loss including the L2 term of the weights the step started
+        from."""
         y_pred = self.forward(x_batch, training=True)
         loss = self.loss(y_pred, y_batch)
         self.backward(self.loss.backward())
-        params = self.trainable_parameters()
+        if params is None:
+            params = self.trainable_parameters()
         penalty = self.optimizer.penalty(params)
         self.optimizer.step(params)
         for metric in self.metrics:

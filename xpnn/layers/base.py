@@ -162,7 +162,6 @@ class Layer:
     def check_input(self, x: Array) -> None:
         """Raise a clear error if ``x`` does not match the built shape, dtype or device."""
         assert self.backend is not None and self.input_shape is not None
-        expected = f"(batch, {', '.join(map(str, self.input_shape))})".replace(", )", ")")
         if not self.backend.owns(x):
             raise DeviceError(
                 f"layer '{self.name}' ({type(self).__name__}) lives on {self.backend.device} "
@@ -170,6 +169,7 @@ class Layer:
                 "or pass NumPy arrays to fit/predict"
             )
         if tuple(x.shape[1:]) != self.input_shape or len(x.shape) != len(self.input_shape) + 1:
+            expected = f"(batch, {', '.join(map(str, self.input_shape))})".replace(", )", ")")
             raise ShapeError(
                 f"layer '{self.name}' ({type(self).__name__}) expected input of shape {expected}"
                 f", received {tuple(x.shape)}"

@@ -90,12 +90,12 @@ class Dense(Layer):
             x_rows = xp.reshape(x, (-1, fan_in)) if x.ndim != 2 else x
             grad_rows = (xp.reshape(grad_output, (-1, self.units))
                          if grad_output.ndim != 2 else grad_output)
-            self.kernel.grad = xp.matmul(xp.matrix_transpose(x_rows), grad_rows)
+            self.kernel.grad = xp.matmul(x_rows.T, grad_rows)  # .T: both are 2-D
             if self.bias is not None:
                 self.bias.grad = xp.sum(grad_rows, axis=0)
         if not self.needs_input_grad:
             return None
-        return xp.matmul(grad_output, xp.matrix_transpose(self.kernel.value))
+        return xp.matmul(grad_output, self.kernel.value.T)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
