@@ -133,5 +133,32 @@ class Backend(ABC):
         """A zero-filled array on this device."""
         return self.xp.zeros(shape, dtype=self.dtype(dtype), device=self.native_device)
 
+    # -- named kernels -----------------------------------------------------------------------
+    #: The most entries of the one-hot block the generic ``scatter_add`` builds at once.
+    SCATTER_ADD_BLOCK = 1 << 22
+
+    def scatter_add(self, indices: Any, values: Any, num_rows: int) -> Any:
+        """Sum the rows of ``values`` (n, d) into a new (num_rows, d) array of zeros by
+        row index: ``out[k] = Σ_{j: indices[j] = k} values[j]`` (repeated indices add up;
+        Embedding's backward). ``indices`` is a 1-D integer array of n entries in
+        [0, num_rows); the caller checks the range.
+
+        Generic version: one-hot rows times ``values``, ``out = onehot(indices)ᵀ values``,
+        in blocks of at most ``SCATTER_ADD_BLOCK`` one-hot entries (O(n · num_rows · d)
+        work: fine for a moderate vocabulary; backends specialise it).
+        """
+        xp = self.xp
+        count, width = int(values.shape[0]), int(values.shape[1])
+        rows = xp.reshape(xp.arange(num_rows, dtype=indices.dtype, device=self.native_device),
+                          (num_rows, 1))
+        total = xp.zeros((num_rows, width), dtype=values.dtype, device=self.native_device)
+        block = max(1, self.SCATTER_ADD_BLOCK // num_rows)
+        for start in range(0, count, block):
+            stop = min(start + block, count)
+            one_hot_t = xp.astype(rows == xp.reshape(indices[start:stop], (1, stop - start)),
+                                  values.dtype)
+            total = total + xp.matmul(one_hot_t, values[start:stop, :])
+        return total
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device}>"

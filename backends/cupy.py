@@ -99,6 +99,16 @@ class CupyBackend(Backend):
         """A seeded CuPy generator drawing on this GPU."""
         return CupyRandomGenerator(self._cupy, self.native_device, seed)
 
+    def scatter_add(self, indices: Any, values: Any, num_rows: int) -> Any:
+        """``out[k] = Σ_{j: indices[j] = k} values[j]`` (see ``Backend.scatter_add``) with
+        ``cupyx.scatter_add``, atomic adds on the GPU (float32 and float64)."""
+        import cupyx
+
+        with self.native_device:
+            total = self._cupy.zeros((num_rows, values.shape[1]), dtype=values.dtype)
+            cupyx.scatter_add(total, indices, values)
+        return total
+
 
 class CupyRandomGenerator(RandomGenerator):
     """``cupy.random.default_rng(seed)`` on one GPU: samples are drawn on the device (a

@@ -46,3 +46,13 @@ class NumpyBackend(Backend):
     def generator(self, seed: int | None) -> HostRandomGenerator:
         """A seeded NumPy generator; its samples are already on this device."""
         return HostRandomGenerator(seed, lambda host: host)
+
+    def scatter_add(self, indices: Any, values: Any, num_rows: int) -> np.ndarray:
+        """``out[k] = Σ_{j: indices[j] = k} values[j]`` (see ``Backend.scatter_add``) by one
+        ``np.bincount`` over the flattened (row, column) positions, accumulated in float64:
+        measured faster than ``np.add.at``, per-column bincounts and sort + ``reduceat``
+        (NumPy 2.4; n = 6400 rows of 64 into 65 or 10,000 rows)."""
+        width = values.shape[1]
+        positions = (indices.astype(np.intp)[:, None] * width + np.arange(width)).ravel()
+        sums = np.bincount(positions, weights=values.ravel(), minlength=num_rows * width)
+        return sums.reshape(num_rows, width).astype(values.dtype, copy=False)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # an identity, different from xpnn's where-form
+    return np.exp(-np.logaddexp(0.0, -x))  # e^{-log(1 + e^{-x})}: not xpnn's tanh form
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -44,16 +44,21 @@ from xpnn.errors import (
 )
 from xpnn.gradcheck import GradcheckResult, gradcheck
 from xpnn.layers import (
+    GRU,
+    LSTM,
     BatchNorm,
     Dense,
     Dropout,
+    Embedding,
     Layer,
     LeakyReLU,
     Parameter,
     ReLU,
     Sigmoid,
+    SimpleRNN,
     Softmax,
     Tanh,
+    TimeDistributed,
 )
 from xpnn.losses import (
     BinaryCrossEntropy,
@@ -70,6 +75,8 @@ from xpnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "SGD",
     "AdaGrad",
     "Adam",
@@ -87,6 +94,7 @@ __all__ = [
     "DeviceUnavailableError",
     "Dropout",
     "EarlyStopping",
+    "Embedding",
     "ExponentialDecay",
     "FileFormatError",
     "GradcheckError",
@@ -109,11 +117,13 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "Sigmoid",
+    "SimpleRNN",
     "Softmax",
     "SoftmaxCrossEntropy",
     "StepDecay",
     "Tanh",
     "TerminateOnNaN",
+    "TimeDistributed",
     "XpnnError",
     "__version__",
     "callbacks",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xpnn import checks
 from xpnn import functional as fn
 from xpnn.config import Configurable
 from xpnn.errors import DTypeError, LabelError, ShapeError
@@ -279,23 +280,54 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
 
     with y one-hot, integer labels, or probability rows summing to 1. Returns the fused
     gradient dL/dz = (softmax(z) − y) / M.
+
+    ``ignore_index`` (integer labels only): rows whose label equals it (the padding of
+    sequences of different lengths, e.g. labels of shape (batch, time)) contribute nothing,
+    and M counts only the other rows; their gradient is 0. With every row ignored the loss is
+    0. It may lie outside [0, classes − 1] (PyTorch's convention is −100).
     """
 
     name = "softmax_crossentropy"
 
+    def __init__(self, ignore_index: int | None = None) -> None:
+        self.ignore_index = (None if ignore_index is None else
+                             checks.integer("SoftmaxCrossEntropy", "ignore_index",
+                                            ignore_index, -(2**63)))
+
     def forward(self, y_pred: Array, y_true: Array) -> Array:
-        """L = −Σ y log_softmax(z) / M."""
+        """L = −Σ y log_softmax(z) / M (M: the rows not ignored)."""
         xp = _namespace(y_pred)
-        target = self._target_rows(xp, y_pred, y_true)
         log_probs = fn.log_softmax(xp, y_pred, axis=-1)
-        rows = _num_rows(tuple(y_pred.shape))
-        self._cache = (log_probs, target, rows)
-        return -xp.sum(target * log_probs) / float(rows)
+        if self.ignore_index is not None and xp.isdtype(y_true.dtype, "integral"):
+            kept = y_true != self.ignore_index
+            target = (fn.one_hot(xp, y_true, y_pred.shape[-1], y_pred.dtype)
+                      * xp.expand_dims(xp.astype(kept, y_pred.dtype), axis=-1))
+            rows = xp.clip(xp.sum(xp.astype(kept, y_pred.dtype)), min=1.0)
+            self._cache = (log_probs, target, rows, kept)
+            return -xp.sum(target * log_probs) / rows
+        target = self._target_rows(xp, y_pred, y_true)
+        rows = float(_num_rows(tuple(y_pred.shape)))
+        self._cache = (log_probs, target, rows, None)
+        return -xp.sum(target * log_probs) / rows
 
     def backward(self) -> Array:
-        """dL/dz = (softmax(z) − y) / M."""
-        log_probs, target, rows = self._cache
-        return (_namespace(log_probs).exp(log_probs) - target) / float(rows)
+        """dL/dz = (softmax(z) − y) / M, and 0 on ignored rows."""
+        log_probs, target, rows, kept = self._cache
+        xp = _namespace(log_probs)
+        grad = (xp.exp(log_probs) - target) / rows
+        return grad if kept is None else xp.where(xp.expand_dims(kept, axis=-1), grad, 0.0)
+
+    def check_targets(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
+        """The base checks; integer labels equal to ``ignore_index`` are exempt from the
+        range check."""
+        xp = _namespace(y_true)
+        if self.ignore_index is not None and self.is_class_labels(y_true):
+            y_true = xp.where(y_true == self.ignore_index, xp.zeros_like(y_true), y_true)
+        super().check_targets(pred_shape, y_true)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {"ignore_index": self.ignore_index}
 
 
 _BY_NAME: dict[str, type[Loss]] = {

@@ -533,8 +533,10 @@ class Sequential:
         if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
             raise DTypeError(f"{where}: {role} must hold real numbers, received dtype "
                              f"{data.dtype}")
-        data = self._cast(data, self.dtype)
-        if not bool(xp.all(xp.isfinite(data))):
+        # token ids for a first layer that takes them (Embedding) stay integers
+        ids = self.layers[0].integer_input and xp.isdtype(data.dtype, "integral")
+        data = self._cast(data, "int64" if ids else self.dtype)
+        if not ids and not bool(xp.all(xp.isfinite(data))):
             bad = int(xp.sum(xp.astype(xp.logical_not(xp.isfinite(data)), xp.int64)))
             raise NonFiniteError(f"{where}: {role} contains {bad} NaN or infinite values")
         return data

@@ -94,6 +94,9 @@ class Layer:
 
     #: The kernel initializer a preceding Dense layer should use by default (None: Glorot).
     preferred_initializer: ClassVar[str | None] = None
+    #: Whether the layer takes integer inputs (token ids) that a model must not cast to its
+    #: float dtype (Embedding).
+    integer_input: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None, trainable: bool = True) -> None:
         self.name = name or _snake_case(type(self).__name__)
