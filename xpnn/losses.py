@@ -14,6 +14,7 @@ from xpnn import checks
 from xpnn import functional as fn
 from xpnn.config import Configurable
 from xpnn.errors import DTypeError, LabelError, ShapeError
+from xpnn.functional import namespace
 
 Array = Any
 
@@ -44,7 +45,7 @@ class Loss(Configurable):
     # -- checks ------------------------------------------------------------------------------
     def is_class_labels(self, y_true: Array) -> bool:
         """Whether ``y_true`` holds integer class labels."""
-        xp = _namespace(y_true)
+        xp = namespace(y_true)
         return self.accepts_class_labels and xp.isdtype(y_true.dtype, "integral")
 
     def check_shapes(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
@@ -69,7 +70,7 @@ class Loss(Configurable):
         This reads a few reductions back from the device, so it is not run per batch.
         """
         self.check_shapes(pred_shape, y_true)
-        xp = _namespace(y_true)
+        xp = namespace(y_true)
         if self.is_class_labels(y_true):
             num_classes = pred_shape[-1]
             if y_true.size and (int(xp.min(y_true)) < 0 or int(xp.max(y_true)) >= num_classes):
@@ -94,12 +95,6 @@ class Loss(Configurable):
         raise ValueError(f"'accuracy' is not defined for {type(self).__name__}; "
                          "use 'mae' or 'mse' for regression")
 
-
-
-def _namespace(array: Array) -> Any:
-    import array_api_compat
-
-    return array_api_compat.array_namespace(array)
 
 
 def _num_rows(shape: tuple[int, ...]) -> int:
@@ -134,7 +129,7 @@ class MeanSquaredError(Loss):
     def forward(self, y_pred: Array, y_true: Array) -> Array:
         """L = Σ (ŷ − y)² / (2·size)."""
         self._cache_diff = y_pred - y_true
-        return _namespace(y_pred).sum(self._cache_diff * self._cache_diff) / (2.0 * y_pred.size)
+        return namespace(y_pred).sum(self._cache_diff * self._cache_diff) / (2.0 * y_pred.size)
 
     def backward(self) -> Array:
         """dL/dŷ = (ŷ − y) / size."""
@@ -156,7 +151,7 @@ class BinaryCrossEntropy(Loss):
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:
         """L = −mean(y log p̃ + (1 − y) log(1 − p̃))."""
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
         self._cache = (y_pred, clipped, y_true)
         log_terms = y_true * xp.log(clipped) + (1.0 - y_true) * xp.log(1.0 - clipped)
@@ -164,7 +159,7 @@ class BinaryCrossEntropy(Loss):
 
     def backward(self) -> Array:
         """dL/dp = (p̃ − y) / (p̃ (1 − p̃) · size), zero where p was clipped."""
-        xp = _namespace(self._cache[0])
+        xp = namespace(self._cache[0])
         y_pred, clipped, y_true = self._cache
         grad = (clipped - y_true) / (clipped * (1.0 - clipped) * float(y_pred.size))
         return xp.where(clipped == y_pred, grad, 0.0)
@@ -197,7 +192,7 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:
         """L = mean(max(z, 0) − z y + log(1 + e^{−|z|}))."""
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         self._cache = (y_pred, y_true)
         terms = xp.maximum(y_pred, 0.0) - y_pred * y_true + fn.softplus_neg_abs(xp, y_pred)
         return xp.sum(terms) / float(y_pred.size)
@@ -205,7 +200,7 @@ class BinaryCrossEntropyWithLogits(Loss):
     def backward(self) -> Array:
         """dL/dz = (σ(z) − y) / size."""
         logits, y_true = self._cache
-        return (fn.sigmoid(_namespace(logits), logits) - y_true) / float(logits.size)
+        return (fn.sigmoid(namespace(logits), logits) - y_true) / float(logits.size)
 
     def check_target_values(self, xp: Any, y_true: Array) -> None:
         """Targets must lie in [0, 1]."""
@@ -255,7 +250,7 @@ class CategoricalCrossEntropy(_ClassificationLoss):
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:
         """L = −Σ y log p̃ / M."""
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         target = self._target_rows(xp, y_pred, y_true)
         clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
         rows = _num_rows(tuple(y_pred.shape))
@@ -265,7 +260,7 @@ class CategoricalCrossEntropy(_ClassificationLoss):
     def backward(self) -> Array:
         """dL/dp = −y / (M p̃), zero where p was clipped."""
         y_pred, clipped, target, rows = self._cache
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         return xp.where(clipped == y_pred, -target / (clipped * float(rows)), 0.0)
 
     def get_config(self) -> dict[str, Any]:
@@ -296,7 +291,7 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
 
     def forward(self, y_pred: Array, y_true: Array) -> Array:
         """L = −Σ y log_softmax(z) / M (M: the rows not ignored)."""
-        xp = _namespace(y_pred)
+        xp = namespace(y_pred)
         log_probs = fn.log_softmax(xp, y_pred, axis=-1)
         if self.ignore_index is not None and xp.isdtype(y_true.dtype, "integral"):
             kept = y_true != self.ignore_index
@@ -313,14 +308,14 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
     def backward(self) -> Array:
         """dL/dz = (softmax(z) − y) / M, and 0 on ignored rows."""
         log_probs, target, rows, kept = self._cache
-        xp = _namespace(log_probs)
+        xp = namespace(log_probs)
         grad = (xp.exp(log_probs) - target) / rows
         return grad if kept is None else xp.where(xp.expand_dims(kept, axis=-1), grad, 0.0)
 
     def check_targets(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
         """The base checks; integer labels equal to ``ignore_index`` are exempt from the
         range check."""
-        xp = _namespace(y_true)
+        xp = namespace(y_true)
         if self.ignore_index is not None and self.is_class_labels(y_true):
             y_true = xp.where(y_true == self.ignore_index, xp.zeros_like(y_true), y_true)
         super().check_targets(pred_shape, y_true)
