@@ -1,0 +1,140 @@
+"""The xpnn side of each benchmark, through the public API only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import xpnn
+from benchmarks.specs import AdamSpec, MLPSpec
+from benchmarks.timing import Runner, Unavailable
+
+_LOSSES = {"softmax_crossentropy": "softmax_crossentropy",
+           "bce_logits": "binary_crossentropy_with_logits"}
+
+
+def build_mlp(spec: MLPSpec, device: str) -> xpnn.Sequential:
+    """``Sequential([Dense, ReLU, …, Dense])`` compiled with the spec's loss and
+    ``Momentum(η, μ)``, built for the spec's input size, seed 0."""
+    layers: list[xpnn.Layer] = []
+    for units in spec.sizes[1:-1]:
+        layers += [xpnn.Dense(units), xpnn.ReLU()]
+    layers.append(xpnn.Dense(spec.sizes[-1]))
+    model = xpnn.Sequential(layers, device=device, seed=0)
+    model.compile(_LOSSES[spec.loss], xpnn.Momentum(spec.learning_rate, spec.momentum))
+    model.build((spec.sizes[0],))
+    return model
+
+
+def resetter(model: xpnn.Sequential) -> Callable[[], None]:
+    """A function that restores the model's current weights and optimizer state."""
+    weights = model.get_weights()
+    optimizer_state = model.optimizer.state_dict()
+
+    def reset() -> None:
+        model.set_weights(weights)
+        model.optimizer.load_state_dict(optimizer_state)
+
+    return reset
+
+
+def _on_device(model: xpnn.Sequential, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    """The data as the model's device arrays: on the CPU the NumPy arrays themselves; on a
+    GPU copied once, so that no implementation pays host-to-device transfers per batch."""
+    if model.device.type == "cpu":
+        return x, y
+    return model.backend.asarray(x), model.backend.asarray(y)
+
+
+def mlp_fit_runner(spec: MLPSpec, x: np.ndarray, y: np.ndarray, device: str) -> Runner:
+    """One pass is ``model.fit(x, y, epochs=1, batch_size, verbose=0, shuffle=True,
+    seed=…)``: one epoch including fit's one-time input checks."""
+    model = _build_or_unavailable(spec, device)
+    x_dev, y_dev = _on_device(model, x, y)
+
+    def run(index: int) -> None:
+        model.fit(x_dev, y_dev, epochs=1, batch_size=spec.batch_size, verbose=0,
+                  shuffle=True, seed=1000 + index)
+
+    return Runner(run, model.backend.synchronize, resetter(model))
+
+
+def mlp_train_on_batch_runner(spec: MLPSpec, x: np.ndarray, y: np.ndarray,
+                              device: str) -> Runner:
+    """One pass is an epoch of ``model.train_on_batch(x[idx], y[idx])`` calls over a seeded
+    permutation: the per-call API path (input checks and a loss read-back on every call)."""
+    model = _build_or_unavailable(spec, device)
+    x_dev, y_dev = _on_device(model, x, y)
+    take = (lambda data, rows: data[rows]) if model.device.type == "cpu" else (
+        lambda data, rows: data[model.backend.asarray(rows)])
+
+    def run(index: int) -> None:
+        order = np.random.default_rng(1000 + index).permutation(spec.samples)
+        for start in range(0, spec.samples, spec.batch_size):
+            rows = order[start:start + spec.batch_size]
+            model.train_on_batch(take(x_dev, rows), take(y_dev, rows))
+
+    return Runner(run, model.backend.synchronize, resetter(model))
+
+
+def adam_runner(spec: AdamSpec, device: str) -> Runner:
+    """``spec.steps`` calls of ``xpnn.Adam.step`` per pass on ``xpnn.Parameter`` objects
+    whose gradients are set once."""
+    backend = _backend_or_unavailable(device)
+    values, grads = spec.arrays()
+    params = []
+    for index, (value, grad) in enumerate(zip(values, grads, strict=True)):
+        param = xpnn.Parameter(f"p{index}", backend.asarray(value))
+        param.grad = backend.asarray(grad)
+        params.append(param)
+    optimizer = xpnn.Adam(spec.learning_rate)
+    optimizer.build(params, backend)
+
+    def run(index: int) -> None:
+        for _ in range(spec.steps):
+            optimizer.step(params)
+
+    return Runner(run, backend.synchronize)
+
+
+def lenet_runner(samples: int, batch_size: int, device: str) -> Runner:  # pragma: no cover
+    """LeNet-style CNN for one epoch through ``fit``, once xpnn has convolution layers.
+
+    Written against the Keras-like names ``Conv2D(filters, kernel_size, padding=)``,
+    ``MaxPool2D(pool_size)`` and ``Flatten()`` on channels-last (N, 28, 28, 1) inputs; adapt
+    it when the real layers land (an API mismatch shows as an error row, not a crash).
+    """
+    if not hasattr(xpnn, "Conv2D"):
+        raise Unavailable("no Conv2D yet")
+    conv, pool, flatten = xpnn.Conv2D, xpnn.MaxPool2D, xpnn.Flatten
+    model = xpnn.Sequential([
+        conv(6, 5, padding="same"), xpnn.ReLU(), pool(2),
+        conv(16, 5), xpnn.ReLU(), pool(2), flatten(),
+        xpnn.Dense(120), xpnn.ReLU(), xpnn.Dense(84), xpnn.ReLU(), xpnn.Dense(10),
+    ], device=device, seed=0)
+    model.compile("softmax_crossentropy", xpnn.Momentum(0.01, 0.9))
+    rng = np.random.default_rng(0)
+    x = rng.random((samples, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, size=samples, dtype=np.int64)
+    model.build(x.shape[1:])
+    x_dev, y_dev = _on_device(model, x, y)
+
+    def run(index: int) -> None:
+        model.fit(x_dev, y_dev, epochs=1, batch_size=batch_size, verbose=0, shuffle=True,
+                  seed=1000 + index)
+
+    return Runner(run, model.backend.synchronize, resetter(model))
+
+
+def _backend_or_unavailable(device: str) -> Any:
+    try:
+        return xpnn.get_backend(device)
+    except xpnn.DeviceUnavailableError as error:
+        raise Unavailable(str(error).splitlines()[0]) from None
+
+
+def _build_or_unavailable(spec: MLPSpec, device: str) -> xpnn.Sequential:
+    _backend_or_unavailable(device)
+    return build_mlp(spec, device)
