@@ -202,3 +202,20 @@ def noise_text(by_case: dict[str, float | None], whole: float | None,
                  f"the cores during {', '.join(noisy)}: those figures are unreliable; "
                  "re-run on an idle machine")
     return text
+
+
+def peak_warnings(records: list[Record], peaks: dict[str, dict[str, Any]]) -> list[str]:
+    """Warnings for rows that computed matrix products faster than the measured GEMM peak
+    allows: then the peak measurement itself was slowed down (by other processes or the
+    host), and every "of peak" figure of that device is too high."""
+    warnings = []
+    for record in records:
+        peak = peaks.get(record["device"], {}).get("gemm")
+        rate = record.get("gflops_computed")
+        if peak and rate and rate > peak:
+            warnings.append(
+                f"WARNING: {record['device']} {record['case']} {record['impl']} computed "
+                f"{rate:.0f} GFLOP/s of products, above the measured GEMM peak "
+                f"({peak:.0f}): the peak measurement was disturbed; the 'of peak' column "
+                "is too high for this device")
+    return warnings

@@ -90,7 +90,7 @@ def measure_peaks(device: str, quick: bool, torch: Any | None) -> dict[str, Any]
     same device for information. It is measured before and after a device's cases and the
     higher value kept (``gemm``, ``bandwidth``)."""
     sizes = (1024, 2048) if quick else (2048, 4096)
-    repeats = 2 if quick else 4
+    repeats = 2 if quick else 6
     peaks: dict[str, Any] = {"gemm_sizes": sizes}
     if device == "cpu":
         peaks["numpy_gemm"] = machine.numpy_gemm_peak(sizes, repeats)
@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("targets:")
     print(report.targets_text(checks))
+    for line in report.peak_warnings(records, all_peaks):
+        print(line)
     print()
     print(report.noise_text(noise_by_case, whole_run.share(), load_before, load_after))
     print(f"{elapsed:.0f} s; JSON: {args.json}")
