@@ -78,7 +78,7 @@ class Dense(Layer):
         self._cache_input = x
         z = self.xp.matmul(x, self.kernel.value)
         if self.bias is not None:
-            z = z + self.bias.value
+            z += self.bias.value  # z is a fresh array: add in place, no temporary
         return z
 
     def backward(self, grad_output: Array) -> Array | None:
