@@ -27,6 +27,7 @@ from xpnn.backends.base import FLOAT_DTYPES, Backend
 from xpnn.data import batch_indices
 from xpnn.device import DeviceLike, get_backend
 from xpnn.errors import DeviceError, DTypeError, NonFiniteError, NotReadyError, ShapeError
+from xpnn.functional import namespace
 from xpnn.layers.base import BuildContext, Layer, Parameter, _describe_array
 from xpnn.progress import ProgressBar
 
@@ -529,7 +530,7 @@ class Sequential:
             expected = ", ".join(map(str, self.input_shape))
             raise ShapeError(f"{where} expects {role} of shape (samples, {expected}), received "
                              f"{tuple(data.shape)}")
-        xp = self._namespace_of(data)
+        xp = namespace(data)
         if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
             raise DTypeError(f"{where}: {role} must hold real numbers, received dtype "
                              f"{data.dtype}")
@@ -548,7 +549,7 @@ class Sequential:
         if data.ndim == 0 or data.shape[0] != num_samples:
             received = data.shape[0] if data.ndim else "a scalar"
             raise ShapeError(f"{where}: x has {num_samples} samples but {role} has {received}")
-        xp = self._namespace_of(data)
+        xp = namespace(data)
         pred_shape = (num_samples, *self.output_shape)
         if xp.isdtype(data.dtype, "integral") and self.loss.accepts_class_labels:
             data = self._cast(data, "int64")
@@ -576,9 +577,6 @@ class Sequential:
                               f"{_describe_array(data)}: pass NumPy arrays, arrays on "
                               f"{self.device}, or move the model with model.to()")
         return np.asarray(data)
-
-    def _namespace_of(self, data: Array) -> Any:
-        return self.backend.xp if self.backend.owns(data) else _host_namespace()
 
     def _cast(self, data: Array, dtype: str) -> Array:
         if isinstance(data, np.ndarray):
@@ -640,12 +638,6 @@ class Sequential:
     def __repr__(self) -> str:
         return (f"Sequential(name={self.name!r}, layers={len(self.layers)}, "
                 f"device={self.device}, dtype={self.dtype})")
-
-
-def _host_namespace() -> Any:
-    import array_api_compat.numpy as host_xp
-
-    return host_xp
 
 
 def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:

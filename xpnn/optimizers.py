@@ -82,7 +82,7 @@ class Optimizer(Configurable):
         xp = self.backend.xp
         grads = []
         for param in parameters:
-            coefficient = self.l2_coefficient(param) if param.regularizable else 0.0
+            coefficient = self.l2_coefficient(param)
             grads.append(param.grad + coefficient * param.value if coefficient else param.grad)
         if self.clip_value is not None:
             grads = [xp.clip(grad, -self.clip_value, self.clip_value) for grad in grads]
