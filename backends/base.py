@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +20,42 @@ from xpnn.device import Device
 
 #: Floating dtypes a model may use.
 FLOAT_DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The geometry of a 2-D sliding window over (N, C, H, W) arrays: convolution and
+    pooling.
+
+    ``size`` (k_h, k_w) taps spaced ``dilation`` (d_h, d_w) apart, moved by ``stride``
+    (s_h, s_w) over the input padded by ``padding`` ((top, bottom), (left, right)). The
+    window covers a span of d·(k − 1) + 1 pixels per axis, and the output has
+    ⌊(in + pad_before + pad_after − span) / s⌋ + 1 positions per axis: output position
+    (i, j), tap (p, q) reads padded pixel (i·s_h + p·d_h, j·s_w + q·d_w).
+    """
+
+    size: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The extent d·(k − 1) + 1 of the dilated window along each axis."""
+        return (self.dilation[0] * (self.size[0] - 1) + 1,
+                self.dilation[1] * (self.size[1] - 1) + 1)
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) of the padded input."""
+        (top, bottom), (left, right) = self.padding
+        return height + top + bottom, width + left + right
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) of the output for an input of (height, width); a size below
+        1 means the window does not fit in the padded input."""
+        padded, span = self.padded_size(height, width), self.span
+        return ((padded[0] - span[0]) // self.stride[0] + 1,
+                (padded[1] - span[1]) // self.stride[1] + 1)
 
 
 class RandomGenerator(ABC):
@@ -159,6 +196,68 @@ class Backend(ABC):
                                   values.dtype)
             total = total + xp.matmul(one_hot_t, values[start:stop, :])
         return total
+
+    def unfold(self, x: Any, window: Window, fill: float = 0.0) -> Any:
+        """The windows of ``x`` (N, C, H, W), as an array of shape (N, H_out, W_out, k_h,
+        k_w, C): ``out[n, i, j, p, q, c] = x_pad[n, c, i·s_h + p·d_h, j·s_w + q·d_w]``,
+        where ``x_pad`` is ``x`` padded with ``fill`` (im2col: one row of the convolution's
+        matrix product per output position once the last three axes are flattened).
+
+        The channel axis comes last so that a row of C values is contiguous when ``x`` is
+        stored channels-last (which the NumPy backend keeps inside a network). Generic
+        version: one strided slice of the padded input per tap, stacked (k_h · k_w slices;
+        no loop over the batch). The result may be a read-only view.
+        """
+        xp = self.xp
+        n, c, height, width = (int(size) for size in x.shape)
+        (k_h, k_w), (s_h, s_w), (d_h, d_w) = window.size, window.stride, window.dilation
+        out_h, out_w = window.output_size(height, width)
+        padded = self._pad(x, window, fill)
+        taps = [padded[:, :, p * d_h:p * d_h + s_h * (out_h - 1) + 1:s_h,
+                       q * d_w:q * d_w + s_w * (out_w - 1) + 1:s_w]
+                for p in range(k_h) for q in range(k_w)]
+        stacked = xp.stack(taps, axis=0)  # (k_h·k_w, N, C, H_out, W_out)
+        stacked = xp.reshape(stacked, (k_h, k_w, n, c, out_h, out_w))
+        return xp.permute_dims(stacked, (2, 4, 5, 0, 1, 3))
+
+    def fold(self, windows: Any, input_shape: tuple[int, int, int, int], window: Window) -> Any:
+        """The adjoint of :meth:`unfold` (col2im): an (N, C, H, W) array in which every
+        input pixel holds the sum of the window entries that read it (padding dropped):
+        ``out[n, c, y, x] = Σ windows[n, i, j, p, q, c]`` over i·s_h + p·d_h = y + top,
+        j·s_w + q·d_w = x + left. Convolution's dL/dx and pooling's backward.
+
+        Generic version: one strided slice-add per tap into a zero padded array.
+        """
+        xp = self.xp
+        n, c, height, width = input_shape
+        (k_h, k_w), (s_h, s_w), (d_h, d_w) = window.size, window.stride, window.dilation
+        (top, _), (left, _) = window.padding
+        out_h, out_w = window.output_size(height, width)
+        padded_h, padded_w = window.padded_size(height, width)
+        total = xp.zeros((n, c, padded_h, padded_w), dtype=windows.dtype,
+                         device=self.native_device)
+        by_tap = xp.permute_dims(windows, (3, 4, 0, 5, 1, 2))  # (k_h, k_w, N, C, H_out, W_out)
+        for p in range(k_h):
+            for q in range(k_w):
+                region = (slice(None), slice(None),
+                          slice(p * d_h, p * d_h + s_h * (out_h - 1) + 1, s_h),
+                          slice(q * d_w, q * d_w + s_w * (out_w - 1) + 1, s_w))
+                total[region] = total[region] + by_tap[p, q, :, :, :, :]
+        if (padded_h, padded_w) == (height, width):
+            return total
+        return total[:, :, top:top + height, left:left + width]
+
+    def _pad(self, x: Any, window: Window, fill: float) -> Any:
+        """``x`` (N, C, H, W) inside a border of ``fill`` given by ``window.padding``."""
+        (top, bottom), (left, right) = window.padding
+        if top == bottom == left == right == 0:
+            return x
+        xp = self.xp
+        n, c, height, width = (int(size) for size in x.shape)
+        padded = xp.full((n, c, height + top + bottom, width + left + right), fill,
+                         dtype=x.dtype, device=self.native_device)
+        padded[:, :, top:top + height, left:left + width] = x
+        return padded
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device}>"

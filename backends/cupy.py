@@ -14,7 +14,8 @@ import os
 from typing import Any
 
 import numpy as np
-from xpnn.backends.base import Backend, RandomGenerator
+from xpnn.backends import strided
+from xpnn.backends.base import Backend, RandomGenerator, Window
 
 from xpnn.device import Device
 from xpnn.errors import DeviceUnavailableError
@@ -108,6 +109,23 @@ class CupyBackend(Backend):
             total = self._cupy.zeros((num_rows, values.shape[1]), dtype=values.dtype)
             cupyx.scatter_add(total, indices, values)
         return total
+
+    def unfold(self, x: Any, window: Window, fill: float = 0.0) -> Any:
+        """The windows of ``x`` (see ``Backend.unfold``) as a CuPy ``sliding_window_view``
+        (no copy; see :mod:`xpnn.backends.strided`); the generic version where this CuPy
+        has no ``sliding_window_view``."""
+        stride_tricks = self._cupy.lib.stride_tricks
+        if not hasattr(stride_tricks, "sliding_window_view"):
+            return super().unfold(x, window, fill)
+        with self.native_device:
+            return strided.unfold(self._cupy, stride_tricks.sliding_window_view, x, window,
+                                  fill)
+
+    def fold(self, windows: Any, input_shape: tuple[int, int, int, int], window: Window) -> Any:
+        """Sum the windows back into an input-shaped array (see ``Backend.fold``): one
+        in-place strided add kernel per tap, into a channels-last array."""
+        with self.native_device:
+            return strided.fold(self._cupy, windows, input_shape, window)
 
 
 class CupyRandomGenerator(RandomGenerator):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from xpnn.backends.base import Backend, HostRandomGenerator
+from numpy.lib.stride_tricks import sliding_window_view
+from xpnn.backends import strided
+from xpnn.backends.base import Backend, HostRandomGenerator, Window
 
 from xpnn.device import Device
 
@@ -56,3 +58,14 @@ class NumpyBackend(Backend):
         positions = (indices.astype(np.intp)[:, None] * width + np.arange(width)).ravel()
         sums = np.bincount(positions, weights=values.ravel(), minlength=num_rows * width)
         return sums.reshape(num_rows, width).astype(values.dtype, copy=False)
+
+    def unfold(self, x: Any, window: Window, fill: float = 0.0) -> np.ndarray:
+        """The windows of ``x`` (see ``Backend.unfold``) as a ``sliding_window_view``: no
+        copy (see :mod:`xpnn.backends.strided`)."""
+        return strided.unfold(np, sliding_window_view, x, window, fill)
+
+    def fold(self, windows: Any, input_shape: tuple[int, int, int, int],
+             window: Window) -> np.ndarray:
+        """Sum the windows back into an input-shaped array (see ``Backend.fold``), with
+        in-place strided adds into a channels-last array."""
+        return strided.fold(np, windows, input_shape, window)

@@ -150,3 +150,27 @@ def deserialize(spec: str | dict[str, Any]) -> Initializer:
             return Normal(**config)
         return get(name)
     return get(spec)
+
+
+# -- a weight layer's kernel initializer, which may be "auto" --------------------------------------
+
+#: A kernel initializer argument: ``"auto"``, a name, a serialized config or an initializer.
+KernelSpec = str | dict[str, Any] | Initializer
+
+
+def kernel(spec: KernelSpec) -> Initializer | str:
+    """``"auto"`` as is, anything else as :func:`get` reads it (Dense and Conv2D)."""
+    return spec if spec == "auto" else get(spec)
+
+
+def resolve_kernel(init: Initializer | str, next_layer: Any) -> Initializer:
+    """The initializer a weight layer uses: ``"auto"`` becomes the next layer's
+    ``preferred_initializer`` (He normal before a ReLU-family layer), else Glorot uniform."""
+    if init != "auto":
+        return init
+    return get(getattr(next_layer, "preferred_initializer", None) or "glorot_uniform")
+
+
+def serialize_kernel(init: Initializer | str) -> str | dict[str, Any]:
+    """``"auto"`` as is, anything else as :func:`serialize` writes it."""
+    return init if init == "auto" else serialize(init)

@@ -31,7 +31,7 @@ class Dense(Layer):
         units: int,
         *,
         use_bias: bool = True,
-        kernel_initializer: str | initializers.Initializer = "auto",
+        kernel_initializer: initializers.KernelSpec = "auto",
         bias_initializer: str | initializers.Initializer = "zeros",
         weight_decay: float | None = None,
         name: str | None = None,
@@ -40,9 +40,7 @@ class Dense(Layer):
         super().__init__(name=name, trainable=trainable)
         self.units = checks.integer("Dense", "units", units, 1)
         self.use_bias = use_bias
-        self.kernel_initializer = (
-            kernel_initializer if kernel_initializer == "auto"
-            else initializers.get(kernel_initializer))
+        self.kernel_initializer = initializers.kernel(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight_decay = (None if weight_decay is None
                              else checks.number("Dense", "weight_decay", weight_decay, 0))
@@ -59,10 +57,7 @@ class Dense(Layer):
         """Create W (D_in, units) and b (units,) from their initializers."""
         super().build(input_shape, context)
         fan_in = self.input_shape[-1]
-        init = self.kernel_initializer
-        if init == "auto":
-            hint = getattr(context.next_layer, "preferred_initializer", None)
-            init = initializers.get(hint or "glorot_uniform")
+        init = initializers.resolve_kernel(self.kernel_initializer, context.next_layer)
         self.resolved_kernel_initializer = init
         self.kernel = self.add_parameter(
             "kernel", init((fan_in, self.units), fan_in, self.units, context.rng), True,
@@ -99,13 +94,11 @@ class Dense(Layer):
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
-        kernel_init = self.kernel_initializer
         return {
             **super().get_config(),
             "units": self.units,
             "use_bias": self.use_bias,
-            "kernel_initializer": kernel_init if kernel_init == "auto"
-            else initializers.serialize(kernel_init),
+            "kernel_initializer": initializers.serialize_kernel(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "weight_decay": self.weight_decay,
         }

@@ -150,3 +150,21 @@ class BatchNorm(Layer):
         """Constructor arguments."""
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale}
+
+
+class BatchNorm2D(BatchNorm):
+    """Batch normalisation of each channel of NCHW images: the same formulas, forward and
+    backward, as :class:`BatchNorm`, with one γ, β, running mean and running variance per
+    channel C and the statistics taken over the m = N·H·W values of that channel (the batch
+    and every pixel)."""
+
+    feature_axis = 1
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Create γ, β and the running statistics, one per channel of (C, H, W) inputs."""
+        if len(input_shape) != 3:
+            raise ShapeError(
+                f"layer '{self.name}' (BatchNorm2D) takes images of shape (batch, channels, "
+                f"height, width), received inputs of shape (batch, "
+                f"{', '.join(map(str, input_shape))})".replace(", )", ")"))
+        super().build(input_shape, context)

@@ -1,0 +1,383 @@
+"""Convolution and pooling on every lane: the window kernels against the generic versions and a
+naive reference, float64 gradchecks over strides / paddings / dilations, forward and backward
+parity with loop-by-output-position NumPy references (tests/reference_conv.py), shapes and
+errors, saving, and a few training steps against the float64 NumPy run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from xpnn.backends.base import Backend, Window
+
+import xpnn
+from xpnn.layers.base import BuildContext
+
+from . import reference_conv as ref
+from .tolerances import GRADCHECK, TRAINING
+
+DTYPES = ("float32", "float64")
+NO_PAD = ((0, 0), (0, 0))
+
+
+def _conv(stride=(1, 1), pads=NO_PAD, dilation=(1, 1)):
+    return (lambda x, p: ref.conv2d_forward(x, p["kernel"], p.get("bias"), stride, pads,
+                                            dilation),
+            lambda x, p, g: _without_missing_bias(
+                ref.conv2d_backward(x, p["kernel"], g, stride, pads, dilation), p))
+
+
+def _without_missing_bias(result, params):
+    grad_x, grads = result
+    return grad_x, {k: v for k, v in grads.items() if k in params}
+
+
+def _max(size, stride, pads=NO_PAD):
+    return (lambda x, p: ref.max_pool_forward(x, size, stride, pads),
+            lambda x, p, g: (ref.max_pool_backward(x, g, size, stride, pads), {}))
+
+
+def _avg(size, stride, pads=NO_PAD):
+    return (lambda x, p: ref.avg_pool_forward(x, size, stride, pads),
+            lambda x, p, g: (ref.avg_pool_backward(x, g, size, stride, pads), {}))
+
+
+# name -> (factory, input shape with batch, reference forward, reference backward)
+LAYERS = {
+    "conv": (lambda: xpnn.Conv2D(3, 3), (2, 2, 6, 5), *_conv()),
+    "conv_stride_pad": (lambda: xpnn.Conv2D(2, (2, 3), stride=(2, 1), padding=1),
+                        (2, 2, 6, 5), *_conv((2, 1), ((1, 1), (1, 1)))),
+    # "same" with dilation 2: span 5, 4 pixels of padding per axis, 2 on each side
+    "conv_same_dilated": (lambda: xpnn.Conv2D(2, 3, padding="same", dilation=2),
+                          (2, 2, 7, 6), *_conv((1, 1), ((2, 2), (2, 2)), (2, 2))),
+    # "same" at stride 2: ⌈7/2⌉ = 4 rows need 2 pixels (1, 1); ⌈6/2⌉ = 3 columns need 1 (0, 1)
+    "conv_same_stride2": (lambda: xpnn.Conv2D(3, 3, stride=2, padding="same"),
+                          (2, 2, 7, 6), *_conv((2, 2), ((1, 1), (0, 1)))),
+    "conv_1x1_no_bias": (lambda: xpnn.Conv2D(4, 1, use_bias=False), (2, 3, 4, 4), *_conv()),
+    "conv_stride3_dilation": (lambda: xpnn.Conv2D(2, 2, stride=3, dilation=(2, 1)),
+                              (2, 2, 7, 6), *_conv((3, 3), NO_PAD, (2, 1))),
+    "maxpool": (lambda: xpnn.MaxPool2D(2), (2, 3, 6, 5), *_max((2, 2), (2, 2))),
+    "maxpool_overlap_pad": (lambda: xpnn.MaxPool2D(3, stride=1, padding=1), (2, 2, 5, 4),
+                            *_max((3, 3), (1, 1), ((1, 1), (1, 1)))),
+    "maxpool_same_stride2": (lambda: xpnn.MaxPool2D(3, 2, "same"), (2, 2, 7, 6),
+                             *_max((3, 3), (2, 2), ((1, 1), (0, 1)))),
+    "avgpool": (lambda: xpnn.AvgPool2D(2), (2, 3, 6, 5), *_avg((2, 2), (2, 2))),
+    "avgpool_overlap_pad": (lambda: xpnn.AvgPool2D(3, 2, 1), (2, 2, 7, 6),
+                            *_avg((3, 3), (2, 2), ((1, 1), (1, 1)))),
+    "global_avgpool": (xpnn.GlobalAveragePool2D, (2, 3, 4, 5), lambda x, p: x.mean(axis=(2, 3)),
+                       lambda x, p, g: (np.broadcast_to(g[:, :, None, None] / 20, x.shape), {})),
+    "flatten": (xpnn.Flatten, (2, 3, 4, 5), lambda x, p: x.reshape(2, -1),
+                lambda x, p, g: (g.reshape(x.shape), {})),
+    "batchnorm2d": (xpnn.BatchNorm2D, (3, 2, 4, 5),
+                    lambda x, p: ref.batchnorm2d_forward(x, p["gamma"], p["beta"]),
+                    lambda x, p, g: ref.batchnorm2d_backward(x, p["gamma"], g)),
+}
+
+
+def _inputs(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def _build(layer, lane, dtype, input_shape, seed=0):
+    layer.build(input_shape, BuildContext(lane.backend, dtype, np.random.default_rng(seed)))
+    return layer
+
+
+# -- the window kernels -----------------------------------------------------------------------
+
+def _naive_unfold(x, window, fill):
+    (k_h, k_w), (s_h, s_w), (d_h, d_w) = window.size, window.stride, window.dilation
+    padded = np.pad(x, ((0, 0), (0, 0), *window.padding), constant_values=fill)
+    out_h, out_w = window.output_size(*x.shape[2:])
+    out = np.empty((x.shape[0], out_h, out_w, k_h, k_w, x.shape[1]))
+    for i in range(out_h):
+        for j in range(out_w):
+            for p in range(k_h):
+                for q in range(k_w):
+                    out[:, i, j, p, q, :] = padded[:, :, i * s_h + p * d_h, j * s_w + q * d_w]
+    return out
+
+
+def _random_windows(rng, count):
+    """Random (input shape, Window) pairs whose window fits."""
+    found = []
+    while len(found) < count:
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 10)),
+                 int(rng.integers(1, 10)))
+        window = Window(size=tuple(int(k) for k in rng.integers(1, 5, 2)),
+                        stride=tuple(int(s) for s in rng.integers(1, 4, 2)),
+                        dilation=tuple(int(d) for d in rng.integers(1, 3, 2)),
+                        padding=tuple(tuple(int(p) for p in rng.integers(0, 3, 2))
+                                      for _ in range(2)))
+        if min(window.output_size(*shape[2:])) >= 1:
+            found.append((shape, window))
+    return found
+
+
+def test_unfold_and_fold_match_the_generic_kernels_and_a_naive_reference(lane):
+    """The lane's kernels (a specialisation on numpy and cupy) against the generic Array API
+    versions on the same lane and against loops on the host, on random shapes, sizes,
+    strides, dilations and asymmetric paddings; fold is checked as unfold's adjoint."""
+    rng = np.random.default_rng(5)
+    backend = lane.backend
+    for shape, window in _random_windows(rng, 60):
+        x = rng.standard_normal(shape)
+        device_x = lane.asarray(x, "float64")
+        expected = _naive_unfold(x, window, -2.5)
+        unfolded = backend.unfold(device_x, window, -2.5)
+        generic = Backend.unfold(backend, device_x, window, -2.5)
+        lane.assert_close(unfolded, expected, "float64", what=f"unfold {shape} {window}")
+        lane.assert_close(generic, expected, "float64", what=f"generic unfold {window}")
+
+        windows = rng.standard_normal(expected.shape)
+        device_windows = lane.asarray(windows, "float64")
+        folded = backend.fold(device_windows, shape, window)
+        generic_folded = Backend.fold(backend, device_windows, shape, window)
+        lane.assert_close(generic_folded, lane.to_host(folded), "float64", what="fold")
+        # adjoint: <unfold(x), w> = <x, fold(w)> (zero padding)
+        inner = np.sum(_naive_unfold(x, window, 0.0) * windows)
+        assert math.isclose(inner, float(np.sum(x * lane.to_host(folded))), rel_tol=1e-10,
+                            abs_tol=1e-10), (shape, window)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_keep_the_dtype_and_the_lane(lane, dtype):
+    window = Window((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)))
+    x = lane.asarray(np.ones((2, 3, 5, 5)), dtype)
+    unfolded = lane.backend.unfold(x, window)
+    folded = lane.backend.fold(unfolded, (2, 3, 5, 5), window)
+    for array in (unfolded, folded):
+        assert lane.backend.owns(array)
+        assert lane.to_host(array).dtype == np.dtype(dtype)
+
+
+# -- every layer: gradcheck and parity ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_gradcheck(lane, name, rng):
+    factory, shape, _, _ = LAYERS[name]
+    result = xpnn.gradcheck(factory(), _inputs(rng, shape), device=lane.device,
+                            tolerance=GRADCHECK)
+    assert result.passed and result.checked > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_parity_with_reference(lane, name, dtype, rng):
+    factory, shape, forward_ref, backward_ref = LAYERS[name]
+    layer = _build(factory(), lane, dtype, shape[1:])
+    params = {}
+    for param in layer.trainable_parameters():
+        value = rng.standard_normal(param.shape).astype(dtype).astype(np.float64)
+        param.value = lane.asarray(value, dtype)
+        params[param.name.split("/")[-1]] = value
+    x = _inputs(rng, shape).astype(dtype).astype(np.float64)
+    y = layer(lane.asarray(x, dtype), training=True)
+    lane.assert_close(y, forward_ref(x, params), dtype, what=f"{name} forward")
+    assert tuple(y.shape[1:]) == layer.output_shape
+
+    g = rng.standard_normal(tuple(y.shape)).astype(dtype).astype(np.float64)
+    grad_input = layer.backward(lane.asarray(g, dtype))
+    expected_input, expected_params = backward_ref(x, params, g)
+    lane.assert_close(grad_input, expected_input, dtype, what=f"{name} dL/dx")
+    assert {p.name.split("/")[-1] for p in layer.trainable_parameters()} == set(expected_params)
+    for param in layer.trainable_parameters():
+        short = param.name.split("/")[-1]
+        lane.assert_close(param.grad, expected_params[short], dtype, what=f"{name} dL/d{short}")
+
+
+def test_layers_do_not_mutate_inputs_and_accept_non_contiguous_numpy(rng):
+    backend = xpnn.get_backend("cpu")
+    for name, (factory, shape, forward_ref, _) in sorted(LAYERS.items()):
+        base = rng.standard_normal((*shape[:3], 2 * shape[3]))
+        x = base[:, :, :, ::2]
+        before = base.copy()
+        layer = factory()
+        layer.build(shape[1:], BuildContext(backend, "float64", np.random.default_rng(0)))
+        params = {p.name.split("/")[-1]: p.value for p in layer.parameters()}
+        y = layer(x, training=True)
+        layer.backward(np.ones_like(y))
+        np.testing.assert_allclose(y, forward_ref(np.ascontiguousarray(x), params),
+                                   rtol=1e-12, atol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(base, before, err_msg=f"{name} mutated its input")
+
+
+# -- details of single layers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_same_padding_gives_ceil_of_size_over_stride(size, stride):
+    for height, width in [(7, 8), (5, 5), (1, 3)]:
+        conv = xpnn.Conv2D(1, size, stride=stride, padding="same")
+        assert conv.compute_output_shape((2, height, width)) == (
+            1, -(-height // stride), -(-width // stride))
+
+
+def test_max_pool_ties_have_one_winner_the_first_in_row_major_order(lane):
+    pool = _build(xpnn.MaxPool2D(2), lane, "float64", (1, 4, 4))
+    pool(lane.asarray(np.ones((1, 1, 4, 4)), "float64"))
+    grad = lane.to_host(pool.backward(lane.asarray(np.arange(1.0, 5.0).reshape(1, 1, 2, 2),
+                                                    "float64")))
+    np.testing.assert_array_equal(grad[0, 0], [[1, 0, 2, 0], [0, 0, 0, 0],
+                                               [3, 0, 4, 0], [0, 0, 0, 0]])
+    # overlapping windows (stride 1) on a constant image: every window's first tap wins
+    pool = _build(xpnn.MaxPool2D(2, stride=1), lane, "float64", (1, 3, 3))
+    pool(lane.asarray(np.zeros((1, 1, 3, 3)), "float64"))
+    grad = lane.to_host(pool.backward(lane.asarray(np.ones((1, 1, 2, 2)), "float64")))
+    np.testing.assert_array_equal(grad[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_max_pool_padding_never_wins(lane):
+    pool = _build(xpnn.MaxPool2D(3, stride=1, padding=1), lane, "float64", (1, 2, 2))
+    y = lane.to_host(pool(lane.asarray(-np.arange(1.0, 5.0).reshape(1, 1, 2, 2), "float64")))
+    np.testing.assert_array_equal(y[0, 0], [[-1, -1], [-1, -1]])
+
+
+def test_batchnorm2d_statistics_are_per_channel(lane, rng):
+    x = rng.standard_normal((4, 3, 5, 5)) * np.array([1.0, 3.0, 0.5])[None, :, None, None] + \
+        np.array([2.0, -1.0, 0.0])[None, :, None, None]
+    layer = _build(xpnn.BatchNorm2D(momentum=0.0), lane, "float64", (3, 5, 5))
+    y = lane.to_host(layer(lane.asarray(x, "float64"), training=True))
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1.0, rtol=1e-3)
+    np.testing.assert_allclose(lane.to_host(layer.running_mean.value), x.mean(axis=(0, 2, 3)),
+                               rtol=1e-12)
+    np.testing.assert_allclose(lane.to_host(layer.running_var.value),
+                               x.var(axis=(0, 2, 3), ddof=1), rtol=1e-12)
+    inference = lane.to_host(layer(lane.asarray(x, "float64"), training=False))
+    np.testing.assert_allclose(inference, (x - x.mean(axis=(0, 2, 3), keepdims=True))
+                               / np.sqrt(x.var(axis=(0, 2, 3), ddof=1, keepdims=True) + 1e-5),
+                               rtol=1e-10)
+
+
+def test_conv_initialisation_uses_the_kernel_fans():
+    model = xpnn.Sequential([xpnn.Conv2D(64, 3), xpnn.ReLU(), xpnn.Conv2D(8, 5)], seed=0)
+    model.build((16, 20, 20))
+    he = model.get_weights()[0]  # before a ReLU: He normal, std √(2 / fan_in), fan_in 16·9
+    assert he.shape == (64, 16, 3, 3)
+    assert abs(he.std() / math.sqrt(2 / 144) - 1) < 0.05
+    glorot = model.get_weights()[2]  # last layer: Glorot uniform, bound √(6 / (fan_in + out))
+    assert np.abs(glorot).max() <= math.sqrt(6 / (64 * 25 + 8 * 25))
+    assert np.abs(glorot).max() > 0.9 * math.sqrt(6 / (64 * 25 + 8 * 25))
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+def test_a_kernel_larger_than_the_padded_input_is_refused_with_a_clear_message():
+    model = xpnn.Sequential([xpnn.Conv2D(2, 5, name="big")])
+    with pytest.raises(xpnn.ShapeError, match=r"layer 'big' \(Conv2D\).*5×5 window does not "
+                                              r"fit in the input of 4×4 pixels padded to 4×4"):
+        model.build((1, 4, 4))
+    with pytest.raises(xpnn.ShapeError, match=r"span 9×9.*padded to 8×8"):
+        xpnn.Conv2D(2, 5, padding=1, dilation=2).compute_output_shape((1, 6, 6))
+    assert xpnn.Conv2D(2, 5, padding=1, dilation=2).compute_output_shape((1, 7, 7)) == (2, 1, 1)
+    pool = xpnn.MaxPool2D(3, name="pool")
+    with pytest.raises(xpnn.ShapeError, match=r"'pool' \(MaxPool2D\).*3×3 window"):
+        pool.compute_output_shape((4, 2, 9))
+
+
+def test_a_channel_mismatch_names_the_layer_and_both_shapes(rng):
+    model = xpnn.Sequential([xpnn.Conv2D(4, 3, name="first_conv"), xpnn.ReLU()])
+    model.build((3, 8, 8))
+    with pytest.raises(xpnn.ShapeError, match=r"\(samples, 3, 8, 8\), received \(2, 1, 8, 8\)"):
+        model.predict(rng.standard_normal((2, 1, 8, 8)))
+    conv = model.layers[0]
+    with pytest.raises(xpnn.ShapeError, match=r"layer 'first_conv' \(Conv2D\) expected input of "
+                                              r"shape \(batch, 3, 8, 8\), received \(2, 1, 8, 8\)"):
+        conv(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+
+
+@pytest.mark.parametrize("layer", [xpnn.Conv2D(2, 3), xpnn.MaxPool2D(), xpnn.AvgPool2D(),
+                                   xpnn.GlobalAveragePool2D(), xpnn.BatchNorm2D()],
+                         ids=lambda layer: type(layer).__name__)
+def test_flat_inputs_are_refused_with_the_nchw_layout(layer):
+    model = xpnn.Sequential([layer])
+    with pytest.raises(xpnn.ShapeError, match=r"takes images of shape \(batch, channels, "
+                                              r"height, width\), received inputs of shape "
+                                              r"\(batch, 64\)"):
+        model.build((64,))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: xpnn.Conv2D(0, 3), "filters"),
+    (lambda: xpnn.Conv2D(2, 0), "kernel_size"),
+    (lambda: xpnn.Conv2D(2, (3, 3, 3)), "kernel_size"),
+    (lambda: xpnn.Conv2D(2, 3, stride=0), "stride"),
+    (lambda: xpnn.Conv2D(2, 3, dilation=True), "dilation"),
+    (lambda: xpnn.Conv2D(2, 3, padding="full"), "padding"),
+    (lambda: xpnn.Conv2D(2, 3, padding=-1), "padding"),
+    (lambda: xpnn.MaxPool2D(2, padding=2), "half of the pool size"),
+    (lambda: xpnn.AvgPool2D(2.5), "pool_size"),
+])
+def test_bad_arguments_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+# -- models -----------------------------------------------------------------------------------
+
+def _cnn(device=None, dtype="float32", seed=0):
+    return xpnn.Sequential([
+        xpnn.Conv2D(4, 3, padding="same"), xpnn.BatchNorm2D(), xpnn.ReLU(),
+        xpnn.MaxPool2D(2), xpnn.Conv2D(6, 3, stride=1, padding=1, dilation=1), xpnn.Tanh(),
+        xpnn.AvgPool2D(2, padding="same"), xpnn.Flatten(), xpnn.Dense(3)],
+        device=device, dtype=dtype, seed=seed)
+
+
+def _images():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 2, 8, 7))
+    y = (x[:, 0, :4].mean(axis=(1, 2)) > x[:, 1, 4:].mean(axis=(1, 2))).astype(np.int64)
+    y += (x[:, :, :, :3].mean(axis=(1, 2, 3)) > 0.1)
+    return x, y
+
+
+def _train_cnn(device, dtype):
+    x, y = _images()
+    model = _cnn(device, dtype, seed=2)
+    model.compile("softmax_crossentropy", xpnn.Momentum(0.05, 0.9))
+    model.fit(x, y, epochs=5, batch_size=10, seed=4, verbose=0)  # 20 steps
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_twenty_cnn_steps_agree_with_the_float64_numpy_run(lane, dtype):
+    reference = _train_cnn("cpu", "float64")
+    for got, expected in zip(_train_cnn(lane.device, dtype), reference, strict=True):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, expected, **TRAINING[dtype])
+
+
+def test_a_cnn_saves_loads_and_predicts_the_same_on_every_lane(lane, tmp_path):
+    x, y = _images()
+    model = _cnn(seed=1)
+    model.compile("softmax_crossentropy", xpnn.Adam(1e-2), metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    model.save(tmp_path / "cnn.xpnn")
+    loaded = xpnn.load(tmp_path / "cnn.xpnn", device=lane.device)
+    assert [layer.get_config() for layer in loaded.layers] == [
+        layer.get_config() for layer in model.layers]
+    np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-4, atol=1e-5)
+
+
+def test_layer_configs_round_trip():
+    for layer in (xpnn.Conv2D(3, (2, 3), (1, 2), "same", 2, use_bias=False, name="c"),
+                  xpnn.Conv2D(3, 3, padding=(1, 0), kernel_initializer="he_uniform",
+                              weight_decay=1e-4),
+                  xpnn.MaxPool2D(3, 2, 1), xpnn.AvgPool2D((2, 3), padding="valid"),
+                  xpnn.GlobalAveragePool2D(), xpnn.Flatten(), xpnn.BatchNorm2D(momentum=0.5)):
+        clone = type(layer)(**layer.get_config())
+        assert clone.get_config() == layer.get_config()
+
+
+def test_a_small_cnn_learns_the_digits(lane):
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    (x_train, y_train), (x_test, y_test) = xpnn.datasets.load_digits(seed=0)
+    model = xpnn.Sequential([
+        xpnn.Conv2D(8, 3, padding="same"), xpnn.ReLU(), xpnn.MaxPool2D(2), xpnn.Flatten(),
+        xpnn.Dense(10)], device=lane.device, seed=0)
+    model.compile("softmax_crossentropy", xpnn.Adam(3e-3), metrics=["accuracy"])
+    model.fit(x_train.reshape(-1, 1, 8, 8), y_train, epochs=10, batch_size=64, verbose=0,
+              seed=0)
+    assert model.evaluate(x_test.reshape(-1, 1, 8, 8), y_test)["accuracy"] > 0.9

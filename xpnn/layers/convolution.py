@@ -1,0 +1,149 @@
+"""The 2-D convolution layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpnn import checks, initializers
+from xpnn.layers import windows
+from xpnn.layers.base import Array, BuildContext, Layer, Shape
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in every deep-learning library) of NCHW images.
+
+    Forward, for x of shape (N, C, H, W), kernel W of shape (F, C, k_h, k_w) and bias b (F,)::
+
+        z[n, f, i, j] = b[f] + Σ_{c, p, q} W[f, c, p, q] · x_pad[n, c, i·s_h + p·d_h, j·s_w + q·d_w]
+
+    with x_pad the input zero-padded, s the stride and d the dilation. It is computed as one
+    matrix product (im2col): the backend's ``unfold`` gathers the window of every output
+    position into a row of X (N·H_out·W_out rows of k_h·k_w·C values), and with W reordered
+    into a (k_h·k_w·C, F) matrix Ŵ::
+
+        Z = X Ŵ + b        (then reshaped to (N, F, H_out, W_out))
+
+    Backward, given G = dL/dz as an (N·H_out·W_out, F) matrix, it is Dense's backward on
+    those matrices::
+
+        dL/dŴ = Xᵀ G       dL/db = Σ_rows G       dL/dX = G Ŵᵀ
+
+    and dL/dx is dL/dX folded back onto the input (the backend's ``fold``, col2im: each input
+    pixel sums the gradients of every window that read it; padding is dropped).
+
+    ``kernel_size``, ``stride`` and ``dilation`` are an int or a (height, width) pair;
+    ``padding`` is ``"valid"`` (0), ``"same"`` (⌈H / s⌉ × ⌈W / s⌉ outputs), an int or a pair.
+    ``kernel_initializer="auto"`` is He normal before a ReLU-family layer and Glorot uniform
+    otherwise, with fan_in = C·k_h·k_w and fan_out = F·k_h·k_w. ``weight_decay`` as in Dense.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        *,
+        use_bias: bool = True,
+        kernel_initializer: initializers.KernelSpec = "auto",
+        bias_initializer: str | initializers.Initializer = "zeros",
+        weight_decay: float | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+    ) -> None:
+        super().__init__(name=name, trainable=trainable)
+        self.filters = checks.integer("Conv2D", "filters", filters, 1)
+        self.kernel_size = windows.pair("Conv2D", "kernel_size", kernel_size, 1)
+        self.stride = windows.pair("Conv2D", "stride", stride, 1)
+        self.padding = windows.padding_argument("Conv2D", padding)
+        self.dilation = windows.pair("Conv2D", "dilation", dilation, 1)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.kernel(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.weight_decay = (None if weight_decay is None
+                             else checks.number("Conv2D", "weight_decay", weight_decay, 0))
+        self._cache_rows: Array | None = None
+        self._cache_matrix: Array | None = None
+        self._cache_input_shape: tuple[int, int, int, int] | None = None
+
+    def window_for(self, input_shape: Shape) -> windows.Window:
+        """The sliding window on inputs of ``input_shape`` (C, H, W), padding resolved."""
+        return windows.make_window(self, input_shape, self.kernel_size, self.stride,
+                                   self.dilation, self.padding)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(C, H, W) -> (filters, H_out, W_out)."""
+        return (self.filters, *self.window_for(input_shape).output_size(*input_shape[1:]))
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Create the kernel (filters, C, k_h, k_w) and the bias (filters,)."""
+        super().build(input_shape, context)
+        self.window = self.window_for(self.input_shape)
+        channels = self.input_shape[0]
+        area = self.kernel_size[0] * self.kernel_size[1]
+        fan_in, fan_out = channels * area, self.filters * area
+        init = initializers.resolve_kernel(self.kernel_initializer, context.next_layer)
+        self.resolved_kernel_initializer = init
+        shape = (self.filters, channels, *self.kernel_size)
+        self.kernel = self.add_parameter("kernel", init(shape, fan_in, fan_out, context.rng),
+                                         True, weight_decay=self.weight_decay)
+        self.bias = (
+            self.add_parameter(
+                "bias", self.bias_initializer((self.filters,), fan_in, fan_out, context.rng),
+                False)
+            if self.use_bias else None)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """z = X Ŵ + b, returned as (N, filters, H_out, W_out)."""
+        xp = self.xp
+        batch = int(x.shape[0])
+        _, out_h, out_w = self.output_shape
+        taps = self.kernel_size[0] * self.kernel_size[1] * self.input_shape[0]
+        rows = xp.reshape(self.backend.unfold(x, self.window), (batch * out_h * out_w, taps))
+        # Ŵ[(p, q, c), f] = W[f, c, p, q]: the row order of unfold's windows
+        matrix = xp.reshape(xp.permute_dims(self.kernel.value, (2, 3, 1, 0)),
+                            (taps, self.filters))
+        z = xp.matmul(rows, matrix)
+        if self.bias is not None:
+            z += self.bias.value  # z is a fresh array: add in place, no temporary
+        self._cache_rows, self._cache_matrix = rows, matrix
+        self._cache_input_shape = (batch, *self.input_shape)
+        return xp.permute_dims(xp.reshape(z, (batch, out_h, out_w, self.filters)),
+                               (0, 3, 1, 2))
+
+    def backward(self, grad_output: Array) -> Array | None:
+        """Sets dL/dW (from Xᵀ G) and dL/db = Σ G; returns dL/dx = fold(G Ŵᵀ)."""
+        xp = self.xp
+        batch = int(grad_output.shape[0])
+        _, out_h, out_w = self.output_shape
+        channels = self.input_shape[0]
+        k_h, k_w = self.kernel_size
+        grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, 2, 3, 1)), (-1, self.filters))
+        if self.trainable:
+            # (Xᵀ G)ᵀ = Gᵀ X, of shape (F, k_h·k_w·C), back to the kernel's (F, C, k_h, k_w)
+            grad_matrix_t = xp.matmul(grad_rows.T, self._cache_rows)
+            self.kernel.grad = xp.permute_dims(
+                xp.reshape(grad_matrix_t, (self.filters, k_h, k_w, channels)), (0, 3, 1, 2))
+            if self.bias is not None:
+                self.bias.grad = xp.sum(grad_rows, axis=0)
+        if not self.needs_input_grad:
+            return None
+        grad_windows = xp.reshape(xp.matmul(grad_rows, self._cache_matrix.T),
+                                  (batch, out_h, out_w, k_h, k_w, channels))
+        return self.backend.fold(grad_windows, self._cache_input_shape, self.window)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "padding": self.padding if isinstance(self.padding, str) else list(self.padding),
+            "dilation": list(self.dilation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize_kernel(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "weight_decay": self.weight_decay,
+        }

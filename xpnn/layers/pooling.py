@@ -1,0 +1,167 @@
+"""Pooling layers over NCHW images: max, average, and global average."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xpnn.layers import windows
+from xpnn.layers.base import Array, BuildContext, Layer, Shape
+
+
+class Pool2D(Layer):
+    """Base class of the windowed pooling layers: each channel pooled on its own over
+    ``pool_size`` windows moved by ``stride`` (default: ``pool_size``, windows side by side)
+    over the input with ``padding`` ("valid", "same", an int or a pair; at most half the
+    window per side, so that every window holds at least one real pixel)."""
+
+    #: The value padding pixels hold (−∞ for max pooling: they never win).
+    fill = 0.0
+
+    def __init__(self, pool_size: int | tuple[int, int] = 2,
+                 stride: int | tuple[int, int] | None = None,
+                 padding: str | int | tuple[int, int] = 0, *, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.pool_size = windows.pair(owner, "pool_size", pool_size, 1)
+        self.stride = (self.pool_size if stride is None
+                       else windows.pair(owner, "stride", stride, 1))
+        self.padding = windows.padding_argument(owner, padding)
+        if not isinstance(self.padding, str) and any(
+                pad > size // 2 for pad, size in zip(self.padding, self.pool_size, strict=True)):
+            raise ValueError(f"{owner}: padding {self.padding} exceeds half of the pool size "
+                             f"{self.pool_size}, so some windows would hold padding only")
+        self._cache_winner: Array | None = None
+        self._cache_inverse_counts: Array | None = None
+
+    def window_for(self, input_shape: Shape) -> windows.Window:
+        """The pooling window on inputs of ``input_shape`` (C, H, W), padding resolved."""
+        return windows.make_window(self, input_shape, self.pool_size, self.stride, (1, 1),
+                                   self.padding)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(C, H, W) -> (C, H_out, W_out)."""
+        return (input_shape[0], *self.window_for(input_shape).output_size(*input_shape[1:]))
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Resolve the window for ``input_shape``."""
+        super().build(input_shape, context)
+        self.window = self.window_for(self.input_shape)
+
+    def _windows(self, x: Array) -> Array:
+        """The windows of x as (N, H_out, W_out, k_h·k_w, C), padding holding ``fill``."""
+        batch = int(x.shape[0])
+        _, out_h, out_w = self.output_shape
+        channels = int(x.shape[1])
+        area = self.pool_size[0] * self.pool_size[1]
+        return self.xp.reshape(self.backend.unfold(x, self.window, self.fill),
+                               (batch, out_h, out_w, area, channels))
+
+    def _fold(self, grad_windows: Array) -> Array:
+        """dL/dx from per-window gradients (N, H_out, W_out, k_h·k_w, C)."""
+        batch, out_h, out_w, _, channels = (int(n) for n in grad_windows.shape)
+        shaped = self.xp.reshape(grad_windows, (batch, out_h, out_w, *self.pool_size, channels))
+        return self.backend.fold(shaped, (batch, *self.input_shape), self.window)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "stride": list(self.stride),
+                "padding": self.padding if isinstance(self.padding, str) else list(self.padding)}
+
+
+class MaxPool2D(Pool2D):
+    """Max pooling: each output is the largest input of its window (per channel)::
+
+        y[n, c, i, j] = max_{p, q} x_pad[n, c, i·s_h + p, j·s_w + q]
+
+    with padding pixels at −∞. Backward routes each output's gradient to the input that won
+    its window: dL/dx[n, c, u, v] = Σ over the windows won by (u, v) of G[n, c, i, j]
+    (overlapping windows may add several). Ties have a single winner: the first tap of the
+    window in row-major order (the one ``argmax`` returns), as in PyTorch.
+    """
+
+    fill = -float("inf")
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = the maximum of each window."""
+        xp = self.xp
+        windows_ = self._windows(x)
+        winner = xp.argmax(windows_, axis=3)  # (N, H_out, W_out, C): the tap index that won
+        self._cache_winner = winner
+        return xp.permute_dims(xp.max(windows_, axis=3), (0, 3, 1, 2))
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx: each output's gradient at its window's winning input."""
+        xp = self.xp
+        area = self.pool_size[0] * self.pool_size[1]
+        taps = xp.reshape(xp.arange(area, dtype=self._cache_winner.dtype,
+                                    device=self.backend.native_device), (1, 1, 1, area, 1))
+        grad = xp.expand_dims(xp.permute_dims(grad_output, (0, 2, 3, 1)), axis=3)
+        won = taps == xp.expand_dims(self._cache_winner, axis=3)
+        return self._fold(xp.where(won, grad, 0.0))
+
+
+class AvgPool2D(Pool2D):
+    """Average pooling: each output is the mean of the real (not padding) inputs of its
+    window (per channel; TensorFlow's rule, PyTorch's ``count_include_pad=False``)::
+
+        y[n, c, i, j] = (1 / m_ij) Σ_{p, q} x_pad[n, c, i·s_h + p, j·s_w + q]
+
+    where padding pixels are 0 and m_ij counts the window's real pixels (k_h·k_w without
+    padding). Backward spreads each output's gradient evenly over its window:
+    dL/dx[n, c, u, v] = Σ over the windows containing (u, v) of G[n, c, i, j] / m_ij.
+    """
+
+    def _inverse_counts(self) -> Array:
+        """1 / m_ij as (1, H_out, W_out, 1), counted once per device (the unfolded windows
+        of an image of ones, padded with zeros, summed)."""
+        if self._cache_inverse_counts is None:
+            xp = self.xp
+            _, height, width = self.input_shape
+            ones = xp.ones((1, 1, height, width), dtype=self.dtype,
+                           device=self.backend.native_device)
+            counts = xp.sum(self._windows(ones), axis=3)
+            self._cache_inverse_counts = 1.0 / counts
+        return self._cache_inverse_counts
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = the mean of each window's real inputs."""
+        xp = self.xp
+        inverse_counts = self._inverse_counts()
+        sums = xp.sum(self._windows(x), axis=3)  # (N, H_out, W_out, C)
+        return xp.permute_dims(sums * inverse_counts, (0, 3, 1, 2))
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx: G / m spread over each window."""
+        xp = self.xp
+        area = self.pool_size[0] * self.pool_size[1]
+        share = xp.permute_dims(grad_output, (0, 2, 3, 1)) * self._inverse_counts()
+        shape = (*share.shape[:3], area, share.shape[3])
+        return self._fold(xp.broadcast_to(xp.expand_dims(share, axis=3), shape))
+
+
+class GlobalAveragePool2D(Layer):
+    """The mean of each channel over the whole image: (N, C, H, W) -> (N, C)::
+
+        y[n, c] = (1 / (H W)) Σ_{u, v} x[n, c, u, v]
+
+    Backward: dL/dx[n, c, u, v] = G[n, c] / (H W).
+    """
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(C, H, W) -> (C,)."""
+        channels, _, _ = windows.image_shape(self, input_shape)
+        return (channels,)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """y = the mean over the height and width axes."""
+        return self.xp.mean(x, axis=(2, 3))
+
+    def backward(self, grad_output: Array) -> Array:
+        """dL/dx = G / (H W) at every pixel."""
+        xp = self.xp
+        _, height, width = self.input_shape
+        share = xp.reshape(grad_output * (1.0 / (height * width)), (*grad_output.shape, 1, 1))
+        return share * xp.ones((1, 1, height, width), dtype=self.dtype,
+                               device=self.backend.native_device)
