@@ -31,6 +31,7 @@ from xpnn.callbacks import (
 from xpnn.checkpoint import load
 from xpnn.device import Device, device, get_backend, get_device, set_device
 from xpnn.errors import (
+    DatasetUnavailableError,
     DeviceError,
     DeviceUnavailableError,
     DTypeError,
@@ -97,6 +98,7 @@ __all__ = [
     "Conv2D",
     "CosineDecay",
     "DTypeError",
+    "DatasetUnavailableError",
     "Dense",
     "Device",
     "DeviceError",

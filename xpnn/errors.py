@@ -45,5 +45,11 @@ class GradcheckError(XpnnError, AssertionError):
 
 
 class FileFormatError(XpnnError, ValueError):
-    """A file is not a readable xpnn file: foreign, truncated, corrupted, of a newer format,
-    or of the wrong kind. The message names the file and what is wrong."""
+    """A file is not a readable xpnn file (foreign, truncated, corrupted, of a newer format,
+    or of the wrong kind) or not a valid dataset file (a malformed IDX file). The message
+    names the file and what is wrong."""
+
+
+class DatasetUnavailableError(XpnnError, OSError):
+    """A dataset is neither in the cache nor downloadable (no network, an HTTP error, a
+    truncated download or a wrong checksum); the message says why and how to get the files."""
