@@ -10,6 +10,7 @@ standard functions, that a backend may specialise.
 from __future__ import annotations
 
 import contextlib
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -56,6 +57,16 @@ class Window:
         padded, span = self.padded_size(height, width), self.span
         return ((padded[0] - span[0]) // self.stride[0] + 1,
                 (padded[1] - span[1]) // self.stride[1] + 1)
+
+    def tap_regions(self, height: int, width: int) -> list[tuple[slice, ...]]:
+        """One index per tap (p, q), in row-major order, selecting from the *padded*
+        (N, C, ·, ·) array the pixel that tap reads in every window: an
+        (N, C, H_out, W_out) strided region starting at (p·d_h, q·d_w), step s."""
+        (k_h, k_w), (s_h, s_w), (d_h, d_w) = self.size, self.stride, self.dilation
+        out_h, out_w = self.output_size(height, width)
+        return [(slice(None), slice(None), slice(p * d_h, p * d_h + s_h * (out_h - 1) + 1, s_h),
+                 slice(q * d_w, q * d_w + s_w * (out_w - 1) + 1, s_w))
+                for p in range(k_h) for q in range(k_w)]
 
 
 class RandomGenerator(ABC):
@@ -210,12 +221,9 @@ class Backend(ABC):
         """
         xp = self.xp
         n, c, height, width = (int(size) for size in x.shape)
-        (k_h, k_w), (s_h, s_w), (d_h, d_w) = window.size, window.stride, window.dilation
-        out_h, out_w = window.output_size(height, width)
+        (k_h, k_w), (out_h, out_w) = window.size, window.output_size(height, width)
         padded = self._pad(x, window, fill)
-        taps = [padded[:, :, p * d_h:p * d_h + s_h * (out_h - 1) + 1:s_h,
-                       q * d_w:q * d_w + s_w * (out_w - 1) + 1:s_w]
-                for p in range(k_h) for q in range(k_w)]
+        taps = [padded[region] for region in window.tap_regions(height, width)]
         stacked = xp.stack(taps, axis=0)  # (k_h·k_w, N, C, H_out, W_out)
         stacked = xp.reshape(stacked, (k_h, k_w, n, c, out_h, out_w))
         return xp.permute_dims(stacked, (2, 4, 5, 0, 1, 3))
@@ -230,22 +238,51 @@ class Backend(ABC):
         """
         xp = self.xp
         n, c, height, width = input_shape
-        (k_h, k_w), (s_h, s_w), (d_h, d_w) = window.size, window.stride, window.dilation
         (top, _), (left, _) = window.padding
-        out_h, out_w = window.output_size(height, width)
         padded_h, padded_w = window.padded_size(height, width)
         total = xp.zeros((n, c, padded_h, padded_w), dtype=windows.dtype,
                          device=self.native_device)
         by_tap = xp.permute_dims(windows, (3, 4, 0, 5, 1, 2))  # (k_h, k_w, N, C, H_out, W_out)
-        for p in range(k_h):
-            for q in range(k_w):
-                region = (slice(None), slice(None),
-                          slice(p * d_h, p * d_h + s_h * (out_h - 1) + 1, s_h),
-                          slice(q * d_w, q * d_w + s_w * (out_w - 1) + 1, s_w))
-                total[region] = total[region] + by_tap[p, q, :, :, :, :]
+        for index, region in enumerate(window.tap_regions(height, width)):
+            p, q = divmod(index, window.size[1])
+            total[region] = total[region] + by_tap[p, q, :, :, :, :]
         if (padded_h, padded_w) == (height, width):
             return total
         return total[:, :, top:top + height, left:left + width]
+
+    def max_pool(self, x: Any, window: Window) -> tuple[Any, Any]:
+        """Max pooling of ``x`` (N, C, H, W): ``y`` (N, C, H_out, W_out), the largest value of
+        each window (padding at −∞), and ``winner``, the integer index (row-major, p·k_w + q)
+        of the tap that holds it, the *first* such tap where several tie.
+
+        Generic version: ``argmax`` and ``max`` over the unfolded windows.
+        """
+        xp = self.xp
+        n, c, height, width = (int(size) for size in x.shape)
+        out_h, out_w = window.output_size(height, width)
+        area = window.size[0] * window.size[1]
+        windows = xp.reshape(self.unfold(x, window, -math.inf), (n, out_h, out_w, area, c))
+        winner = xp.argmax(windows, axis=3)  # argmax returns the first maximum
+        return (xp.permute_dims(xp.max(windows, axis=3), (0, 3, 1, 2)),
+                xp.permute_dims(winner, (0, 3, 1, 2)))
+
+    def max_pool_backward(self, grad_output: Any, winner: Any,
+                          input_shape: tuple[int, int, int, int], window: Window) -> Any:
+        """dL/dx of max pooling: each output's gradient added at the input its window's
+        ``winner`` tap (from :meth:`max_pool`) reads; zero elsewhere.
+
+        Generic version: the gradient placed at the winning tap of each window, the other
+        taps zero, then :meth:`fold`.
+        """
+        xp = self.xp
+        n, c, out_h, out_w = (int(size) for size in grad_output.shape)
+        area = window.size[0] * window.size[1]
+        taps = xp.reshape(xp.arange(area, dtype=winner.dtype, device=self.native_device),
+                          (1, 1, 1, area, 1))
+        won = taps == xp.expand_dims(xp.permute_dims(winner, (0, 2, 3, 1)), axis=3)
+        grad = xp.expand_dims(xp.permute_dims(grad_output, (0, 2, 3, 1)), axis=3)
+        routed = xp.reshape(xp.where(won, grad, 0.0), (n, out_h, out_w, *window.size, c))
+        return self.fold(routed, input_shape, window)
 
     def _pad(self, x: Any, window: Window, fill: float) -> Any:
         """``x`` (N, C, H, W) inside a border of ``fill`` given by ``window.padding``."""

@@ -127,6 +127,18 @@ class CupyBackend(Backend):
         with self.native_device:
             return strided.fold(self._cupy, windows, input_shape, window)
 
+    def max_pool(self, x: Any, window: Window) -> tuple[Any, Any]:
+        """Max pooling (see ``Backend.max_pool``) tap by tap over strided views."""
+        with self.native_device:
+            return strided.max_pool(self._cupy, x, window)
+
+    def max_pool_backward(self, grad_output: Any, winner: Any,
+                          input_shape: tuple[int, int, int, int], window: Window) -> Any:
+        """Max pooling's dL/dx (see ``Backend.max_pool_backward``) tap by tap."""
+        with self.native_device:
+            return strided.max_pool_backward(self._cupy, grad_output, winner, input_shape,
+                                             window)
+
 
 class CupyRandomGenerator(RandomGenerator):
     """``cupy.random.default_rng(seed)`` on one GPU: samples are drawn on the device (a

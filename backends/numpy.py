@@ -69,3 +69,12 @@ class NumpyBackend(Backend):
         """Sum the windows back into an input-shaped array (see ``Backend.fold``), with
         in-place strided adds into a channels-last array."""
         return strided.fold(np, windows, input_shape, window)
+
+    def max_pool(self, x: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Max pooling (see ``Backend.max_pool``) tap by tap over strided views."""
+        return strided.max_pool(np, x, window)
+
+    def max_pool_backward(self, grad_output: Any, winner: Any,
+                          input_shape: tuple[int, int, int, int], window: Window) -> np.ndarray:
+        """Max pooling's dL/dx (see ``Backend.max_pool_backward``) tap by tap."""
+        return strided.max_pool_backward(np, grad_output, winner, input_shape, window)

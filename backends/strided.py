@@ -15,6 +15,7 @@ Both are tested against the generic versions in :class:`~xpnn.backends.base.Back
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from xpnn.backends.base import Window
@@ -34,17 +35,54 @@ def fold(lib: Any, windows: Any, input_shape: tuple[int, int, int, int],
     """:meth:`Backend.fold` with one in-place strided add per tap into a channels-last
     zero array."""
     n, c, height, width = input_shape
-    (k_h, k_w), (s_h, s_w), (d_h, d_w) = window.size, window.stride, window.dilation
     (top, _), (left, _) = window.padding
-    out_h, out_w = window.output_size(height, width)
     padded_h, padded_w = window.padded_size(height, width)
     total = lib.zeros((n, padded_h, padded_w, c), dtype=windows.dtype).transpose(0, 3, 1, 2)
     by_tap = windows.transpose(3, 4, 0, 5, 1, 2)  # (k_h, k_w, N, C, H_out, W_out)
-    for p in range(k_h):
-        for q in range(k_w):
-            region = total[:, :, p * d_h:p * d_h + s_h * (out_h - 1) + 1:s_h,
-                           q * d_w:q * d_w + s_w * (out_w - 1) + 1:s_w]
-            lib.add(region, by_tap[p, q], out=region)
+    for index, tap in enumerate(window.tap_regions(height, width)):
+        region = total[tap]
+        lib.add(region, by_tap[divmod(index, window.size[1])], out=region)
+    return total[:, :, top:top + height, left:left + width]
+
+
+def max_pool(lib: Any, x: Any, window: Window) -> tuple[Any, Any]:
+    """:meth:`Backend.max_pool` tap by tap: a running maximum over the k_h · k_w strided
+    views of the padded input (no window copy, no ``argmax`` across a strided axis).
+
+    The winner needs no ``where``: tap t replaces the running maximum only if it is strictly
+    greater, and then it is the highest index so far, so winner = max(winner, t · [better])
+    keeps the first tap of a tie. Measured on (64, 32, 28, 28) float32, 2×2: 4.4 ms against
+    19 ms with ``copyto(..., where=)`` and 14 ms for ``argmax`` over the unfolded windows.
+    """
+    padded = pad(lib, x, window, -math.inf)
+    taps = [padded[region] for region in window.tap_regions(*x.shape[2:])]
+    index_dtype = lib.int8 if len(taps) <= 127 else lib.int64
+    best = taps[0].copy()
+    winner = lib.zeros(best.shape, dtype=index_dtype)
+    for index, tap in enumerate(taps[1:], start=1):
+        better = lib.greater(tap, best)
+        lib.maximum(best, tap, out=best)
+        lib.maximum(winner, lib.multiply(better, index_dtype(index)), out=winner)
+    return best, winner
+
+
+def max_pool_backward(lib: Any, grad_output: Any, winner: Any,
+                      input_shape: tuple[int, int, int, int], window: Window) -> Any:
+    """:meth:`Backend.max_pool_backward` tap by tap into a channels-last zero array:
+    G · [winner = t] written into tap t's region (added, where windows overlap)."""
+    n, c, height, width = input_shape
+    (top, _), (left, _) = window.padding
+    padded_h, padded_w = window.padded_size(height, width)
+    total = lib.zeros((n, padded_h, padded_w, c), dtype=grad_output.dtype).transpose(0, 3, 1, 2)
+    overlapping = any(stride < span for stride, span in
+                      zip(window.stride, window.span, strict=True))
+    for index, tap in enumerate(window.tap_regions(height, width)):
+        region = total[tap]
+        won = lib.equal(winner, index)
+        if overlapping:
+            lib.add(region, lib.multiply(grad_output, won), out=region)
+        else:
+            lib.multiply(grad_output, won, out=region)
     return total[:, :, top:top + height, left:left + width]
 
 

@@ -141,13 +141,46 @@ def test_unfold_and_fold_match_the_generic_kernels_and_a_naive_reference(lane):
                             abs_tol=1e-10), (shape, window)
 
 
+def test_max_pool_kernels_match_the_generic_versions_with_ties(lane):
+    """The lane's max_pool / max_pool_backward against the generic versions and a host
+    reference, on small integer images full of ties, over random pool sizes, strides
+    (overlapping or not) and paddings up to half the window."""
+    rng = np.random.default_rng(6)
+    backend = lane.backend
+    pool_windows = [(shape, window) for shape, window in _random_windows(rng, 800)
+                    if window.dilation == (1, 1) and all(
+                        2 * pad <= size for pads, size in zip(window.padding, window.size,
+                                                               strict=True) for pad in pads)]
+    assert len(pool_windows) >= 30
+    for shape, window in pool_windows:
+        x = rng.integers(-2, 3, shape).astype(np.float64)
+        pads = window.padding
+        expected = ref.max_pool_forward(x, window.size, window.stride, pads)
+        device_x = lane.asarray(x, "float64")
+        y, winner = backend.max_pool(device_x, window)
+        generic_y, generic_winner = Backend.max_pool(backend, device_x, window)
+        lane.assert_close(y, expected, "float64", what=f"max_pool {shape} {window}")
+        lane.assert_close(generic_y, expected, "float64", what=f"generic max_pool {window}")
+        np.testing.assert_array_equal(lane.to_host(winner).astype(np.int64),
+                                      lane.to_host(generic_winner).astype(np.int64))
+        g = rng.standard_normal(expected.shape)
+        expected_grad = ref.max_pool_backward(x, g, window.size, window.stride, pads)
+        device_g = lane.asarray(g, "float64")
+        for kernel in (backend.max_pool_backward,
+                       lambda *args: Backend.max_pool_backward(backend, *args)):
+            grad = kernel(device_g, winner, shape, window)
+            lane.assert_close(grad, expected_grad, "float64", what=f"max_pool dL/dx {window}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_keep_the_dtype_and_the_lane(lane, dtype):
     window = Window((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)))
     x = lane.asarray(np.ones((2, 3, 5, 5)), dtype)
     unfolded = lane.backend.unfold(x, window)
     folded = lane.backend.fold(unfolded, (2, 3, 5, 5), window)
-    for array in (unfolded, folded):
+    pooled, winner = lane.backend.max_pool(x, window)
+    pooled_grad = lane.backend.max_pool_backward(pooled, winner, (2, 3, 5, 5), window)
+    for array in (unfolded, folded, pooled, pooled_grad):
         assert lane.backend.owns(array)
         assert lane.to_host(array).dtype == np.dtype(dtype)
 

@@ -64,7 +64,6 @@ class Conv2D(Layer):
         self.weight_decay = (None if weight_decay is None
                              else checks.number("Conv2D", "weight_decay", weight_decay, 0))
         self._cache_rows: Array | None = None
-        self._cache_matrix: Array | None = None
         self._cache_input_shape: tuple[int, int, int, int] | None = None
 
     def window_for(self, input_shape: Shape) -> windows.Window:
@@ -107,7 +106,7 @@ class Conv2D(Layer):
         z = xp.matmul(rows, matrix)
         if self.bias is not None:
             z += self.bias.value  # z is a fresh array: add in place, no temporary
-        self._cache_rows, self._cache_matrix = rows, matrix
+        self._cache_rows = rows
         self._cache_input_shape = (batch, *self.input_shape)
         return xp.permute_dims(xp.reshape(z, (batch, out_h, out_w, self.filters)),
                                (0, 3, 1, 2))
@@ -129,7 +128,11 @@ class Conv2D(Layer):
                 self.bias.grad = xp.sum(grad_rows, axis=0)
         if not self.needs_input_grad:
             return None
-        grad_windows = xp.reshape(xp.matmul(grad_rows, self._cache_matrix.T),
+        # Ŵᵀ as its own contiguous (F, k_h·k_w·C) array: OpenBLAS multiplies by it about
+        # twice as fast as by the transposed view of Ŵ (measured at 12544×64 · 64×288)
+        matrix_t = xp.reshape(xp.permute_dims(self.kernel.value, (0, 2, 3, 1)),
+                              (self.filters, k_h * k_w * channels))
+        grad_windows = xp.reshape(xp.matmul(grad_rows, matrix_t),
                                   (batch, out_h, out_w, k_h, k_w, channels))
         return self.backend.fold(grad_windows, self._cache_input_shape, self.window)
 

@@ -14,9 +14,6 @@ class Pool2D(Layer):
     over the input with ``padding`` ("valid", "same", an int or a pair; at most half the
     window per side, so that every window holds at least one real pixel)."""
 
-    #: The value padding pixels hold (−∞ for max pooling: they never win).
-    fill = 0.0
-
     def __init__(self, pool_size: int | tuple[int, int] = 2,
                  stride: int | tuple[int, int] | None = None,
                  padding: str | int | tuple[int, int] = 0, *, name: str | None = None,
@@ -31,8 +28,6 @@ class Pool2D(Layer):
                 pad > size // 2 for pad, size in zip(self.padding, self.pool_size, strict=True)):
             raise ValueError(f"{owner}: padding {self.padding} exceeds half of the pool size "
                              f"{self.pool_size}, so some windows would hold padding only")
-        self._cache_winner: Array | None = None
-        self._cache_inverse_counts: Array | None = None
 
     def window_for(self, input_shape: Shape) -> windows.Window:
         """The pooling window on inputs of ``input_shape`` (C, H, W), padding resolved."""
@@ -47,21 +42,6 @@ class Pool2D(Layer):
         """Resolve the window for ``input_shape``."""
         super().build(input_shape, context)
         self.window = self.window_for(self.input_shape)
-
-    def _windows(self, x: Array) -> Array:
-        """The windows of x as (N, H_out, W_out, k_h·k_w, C), padding holding ``fill``."""
-        batch = int(x.shape[0])
-        _, out_h, out_w = self.output_shape
-        channels = int(x.shape[1])
-        area = self.pool_size[0] * self.pool_size[1]
-        return self.xp.reshape(self.backend.unfold(x, self.window, self.fill),
-                               (batch, out_h, out_w, area, channels))
-
-    def _fold(self, grad_windows: Array) -> Array:
-        """dL/dx from per-window gradients (N, H_out, W_out, k_h·k_w, C)."""
-        batch, out_h, out_w, _, channels = (int(n) for n in grad_windows.shape)
-        shaped = self.xp.reshape(grad_windows, (batch, out_h, out_w, *self.pool_size, channels))
-        return self.backend.fold(shaped, (batch, *self.input_shape), self.window)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
@@ -81,25 +61,19 @@ class MaxPool2D(Pool2D):
     window in row-major order (the one ``argmax`` returns), as in PyTorch.
     """
 
-    fill = -float("inf")
+    #: What forward leaves for backward (set per instance by forward).
+    _cache_winner: Array | None = None
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        """y = the maximum of each window."""
-        xp = self.xp
-        windows_ = self._windows(x)
-        winner = xp.argmax(windows_, axis=3)  # (N, H_out, W_out, C): the tap index that won
-        self._cache_winner = winner
-        return xp.permute_dims(xp.max(windows_, axis=3), (0, 3, 1, 2))
+        """y = the maximum of each window (the backend's ``max_pool`` kernel)."""
+        y, self._cache_winner = self.backend.max_pool(x, self.window)
+        return y
 
     def backward(self, grad_output: Array) -> Array:
         """dL/dx: each output's gradient at its window's winning input."""
-        xp = self.xp
-        area = self.pool_size[0] * self.pool_size[1]
-        taps = xp.reshape(xp.arange(area, dtype=self._cache_winner.dtype,
-                                    device=self.backend.native_device), (1, 1, 1, area, 1))
-        grad = xp.expand_dims(xp.permute_dims(grad_output, (0, 2, 3, 1)), axis=3)
-        won = taps == xp.expand_dims(self._cache_winner, axis=3)
-        return self._fold(xp.where(won, grad, 0.0))
+        return self.backend.max_pool_backward(
+            grad_output, self._cache_winner, (int(grad_output.shape[0]), *self.input_shape),
+            self.window)
 
 
 class AvgPool2D(Pool2D):
@@ -112,6 +86,24 @@ class AvgPool2D(Pool2D):
     padding). Backward spreads each output's gradient evenly over its window:
     dL/dx[n, c, u, v] = Σ over the windows containing (u, v) of G[n, c, i, j] / m_ij.
     """
+
+    #: What forward leaves for backward (set per instance by forward).
+    _cache_inverse_counts: Array | None = None
+
+    def _windows(self, x: Array) -> Array:
+        """The windows of x as (N, H_out, W_out, k_h·k_w, C), padding holding 0."""
+        batch = int(x.shape[0])
+        _, out_h, out_w = self.output_shape
+        channels = int(x.shape[1])
+        area = self.pool_size[0] * self.pool_size[1]
+        return self.xp.reshape(self.backend.unfold(x, self.window),
+                               (batch, out_h, out_w, area, channels))
+
+    def _fold(self, grad_windows: Array) -> Array:
+        """dL/dx from per-window gradients (N, H_out, W_out, k_h·k_w, C)."""
+        batch, out_h, out_w, _, channels = (int(n) for n in grad_windows.shape)
+        shaped = self.xp.reshape(grad_windows, (batch, out_h, out_w, *self.pool_size, channels))
+        return self.backend.fold(shaped, (batch, *self.input_shape), self.window)
 
     def _inverse_counts(self) -> Array:
         """1 / m_ij as (1, H_out, W_out, 1), counted once per device (the unfolded windows
