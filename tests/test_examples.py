@@ -32,6 +32,21 @@ def test_digits_mlp_runs_on_every_lane(monkeypatch, lane):
                        "--epochs", "3") > 0.8
 
 
+def test_digits_cnn_beats_the_mlp_and_reaches_97_percent(monkeypatch, capsys):
+    """Issue 4's promise, on the MLP example's split (the same seed): ≥ 97 % and better."""
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    mlp = run_example(monkeypatch, "digits_mlp.py", "--device", "cpu")
+    cnn = run_example(monkeypatch, "digits_cnn.py", "--device", "cpu")
+    assert cnn >= 0.97 and cnn > mlp
+    assert "Epoch 30/30" in capsys.readouterr().out
+
+
+def test_digits_cnn_runs_on_every_lane(monkeypatch, lane):
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    assert run_example(monkeypatch, "digits_cnn.py", "--device", lane.device,
+                       "--epochs", "2") > 0.8
+
+
 def test_xor(monkeypatch, capsys, lane):
     assert run_example(monkeypatch, "xor.py", "--device", lane.device) == 1.0
     assert "1 XOR 0 = 1" in capsys.readouterr().out
