@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from xpnn.backends.base import Backend, Window
 
 import xpnn
@@ -414,3 +416,100 @@ def test_a_small_cnn_learns_the_digits(lane):
     model.fit(x_train.reshape(-1, 1, 8, 8), y_train, epochs=10, batch_size=64, verbose=0,
               seed=0)
     assert model.evaluate(x_test.reshape(-1, 1, 8, 8), y_test)["accuracy"] > 0.9
+
+
+# -- random geometries (Hypothesis) -------------------------------------------------------------
+
+PROPERTIES = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+pairs = st.integers(1, 3) | st.tuples(st.integers(1, 3), st.integers(1, 3))
+paddings = st.sampled_from(["same", "valid"]) | st.integers(0, 2) | st.tuples(
+    st.integers(0, 2), st.integers(0, 2))
+
+
+def _as_pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _reference_pads(padding, size, stride, dilation, image):
+    """((top, bottom), (left, right)) as the test reads the documented rules."""
+    if padding == "valid":
+        return NO_PAD
+    if padding == "same":
+        pads = []
+        for n, k, s, d in zip(image, size, stride, dilation, strict=True):
+            total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    return tuple((p, p) for p in _as_pair(padding))
+
+
+@PROPERTIES
+@given(batch=st.integers(1, 3), channels=st.integers(1, 3), image=st.tuples(
+    st.integers(1, 7), st.integers(1, 7)), filters=st.integers(1, 3), kernel=pairs,
+    stride=pairs, dilation=pairs, padding=paddings, use_bias=st.booleans(),
+    seed=st.integers(0, 2**31))
+def test_conv2d_on_random_geometries(lane, batch, channels, image, filters, kernel, stride,
+                                     dilation, padding, use_bias, seed):
+    """Forward and backward against the loop reference in float64, or a ShapeError naming
+    the layer when the window does not fit."""
+    rng = np.random.default_rng(seed)
+    size, step, spread = _as_pair(kernel), _as_pair(stride), _as_pair(dilation)
+    pads = _reference_pads(padding, size, step, spread, image)
+    fits = all(ref.output_size(n, p, d * (k - 1) + 1, s) >= 1 for n, p, k, s, d in
+               zip(image, pads, size, step, spread, strict=True))
+    layer = xpnn.Conv2D(filters, kernel, stride, padding, dilation, use_bias=use_bias)
+    if not fits:
+        with pytest.raises(xpnn.ShapeError, match=r"'conv2d' \(Conv2D\).*does not fit"):
+            _build(layer, lane, "float64", (channels, *image))
+        return
+    _build(layer, lane, "float64", (channels, *image))
+    params = {p.name.split("/")[-1]: lane.to_host(p.value) for p in layer.parameters()}
+    x = rng.standard_normal((batch, channels, *image))
+    y = layer(lane.asarray(x, "float64"), training=True)
+    expected = ref.conv2d_forward(x, params["kernel"], params.get("bias"), step, pads, spread)
+    lane.assert_close(y, expected, "float64", what="forward")
+    g = rng.standard_normal(expected.shape)
+    grad_x = layer.backward(lane.asarray(g, "float64"))
+    expected_x, expected_params = ref.conv2d_backward(x, params["kernel"], g, step, pads,
+                                                      spread)
+    lane.assert_close(grad_x, expected_x, "float64", what="dL/dx")
+    lane.assert_close(layer.kernel.grad, expected_params["kernel"], "float64", what="dL/dW")
+    if use_bias:
+        lane.assert_close(layer.bias.grad, expected_params["bias"], "float64", what="dL/db")
+
+
+@PROPERTIES
+@given(batch=st.integers(1, 3), channels=st.integers(1, 3), image=st.tuples(
+    st.integers(1, 7), st.integers(1, 7)), pool=pairs, stride=st.none() | pairs,
+    padding=paddings, kind=st.sampled_from(["max", "avg"]), ties=st.booleans(),
+    seed=st.integers(0, 2**31))
+def test_pooling_on_random_geometries(lane, batch, channels, image, pool, stride, padding, kind,
+                                      ties, seed):
+    """Max and average pooling against the loop reference (ties included), or the documented
+    error for padding over half the window or a window that does not fit."""
+    rng = np.random.default_rng(seed)
+    size = _as_pair(pool)
+    step = size if stride is None else _as_pair(stride)
+    cls = xpnn.MaxPool2D if kind == "max" else xpnn.AvgPool2D
+    if not isinstance(padding, str) and any(p > k // 2 for p, k in
+                                            zip(_as_pair(padding), size, strict=True)):
+        with pytest.raises(ValueError, match="half of the pool size"):
+            cls(pool, stride, padding)
+        return
+    layer = cls(pool, stride, padding)
+    pads = _reference_pads(padding, size, step, (1, 1), image)
+    if any(ref.output_size(n, p, k, s) < 1 for n, p, k, s in
+           zip(image, pads, size, step, strict=True)):
+        with pytest.raises(xpnn.ShapeError, match="does not fit"):
+            _build(layer, lane, "float64", (channels, *image))
+        return
+    _build(layer, lane, "float64", (channels, *image))
+    shape = (batch, channels, *image)
+    x = rng.integers(-2, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
+    forward, backward = (_max if kind == "max" else _avg)(size, step, pads)
+    y = layer(lane.asarray(x, "float64"), training=True)
+    lane.assert_close(y, forward(x, {}), "float64", what=f"{kind} pool forward")
+    g = rng.standard_normal(tuple(y.shape))
+    lane.assert_close(layer.backward(lane.asarray(g, "float64")), backward(x, {}, g)[0],
+                      "float64", what=f"{kind} pool dL/dx")
