@@ -250,6 +250,25 @@ class Backend(ABC):
             return total
         return total[:, :, top:top + height, left:left + width]
 
+    def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
+                     window: Window) -> Any:
+        """:meth:`fold` of the windows ``rows`` · ``taps``: convolution's dL/dx without the
+        windows as an array. ``rows`` is (N·H_out·W_out, F) (dL/dz, one row per output
+        position), ``taps`` is (k_h, k_w, F, C) (the kernel, one F×C matrix per tap), and
+        the result is ``fold(W)`` for ``W[n, i, j, p, q, c] = Σ_f rows[(n, i, j), f] ·
+        taps[p, q, f, c]``.
+
+        Generic version: exactly that, one (N·H_out·W_out, F) × (F, k_h·k_w·C) product, then
+        :meth:`fold`.
+        """
+        xp = self.xp
+        k_h, k_w, filters, channels = (int(n) for n in taps.shape)
+        n, _, height, width = input_shape
+        out_h, out_w = window.output_size(height, width)
+        matrix = xp.reshape(xp.permute_dims(taps, (2, 0, 1, 3)), (filters, k_h * k_w * channels))
+        windows = xp.reshape(xp.matmul(rows, matrix), (n, out_h, out_w, k_h, k_w, channels))
+        return self.fold(windows, input_shape, window)
+
     def max_pool(self, x: Any, window: Window) -> tuple[Any, Any]:
         """Max pooling of ``x`` (N, C, H, W): ``y`` (N, C, H_out, W_out), the largest value of
         each window (padding at −∞), and ``winner``, the integer index (row-major, p·k_w + q)

@@ -127,6 +127,13 @@ class CupyBackend(Backend):
         with self.native_device:
             return strided.fold(self._cupy, windows, input_shape, window)
 
+    def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
+                     window: Window) -> Any:
+        """Convolution's dL/dx (see ``Backend.fold_product``) tap by tap: one thin product
+        per tap added in place, the windows never stored."""
+        with self.native_device:
+            return strided.fold_product(self._cupy, rows, taps, input_shape, window)
+
     def max_pool(self, x: Any, window: Window) -> tuple[Any, Any]:
         """Max pooling (see ``Backend.max_pool``) tap by tap over strided views."""
         with self.native_device:

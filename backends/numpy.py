@@ -78,3 +78,9 @@ class NumpyBackend(Backend):
                           input_shape: tuple[int, int, int, int], window: Window) -> np.ndarray:
         """Max pooling's dL/dx (see ``Backend.max_pool_backward``) tap by tap."""
         return strided.max_pool_backward(np, grad_output, winner, input_shape, window)
+
+    def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
+                     window: Window) -> np.ndarray:
+        """Convolution's dL/dx (see ``Backend.fold_product``) tap by tap: one thin product
+        per tap added in place, the windows never stored."""
+        return strided.fold_product(np, rows, taps, input_shape, window)

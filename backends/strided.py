@@ -45,6 +45,28 @@ def fold(lib: Any, windows: Any, input_shape: tuple[int, int, int, int],
     return total[:, :, top:top + height, left:left + width]
 
 
+def fold_product(lib: Any, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
+                 window: Window) -> Any:
+    """:meth:`Backend.fold_product` tap by tap: rows · taps[p, q], an (N·H_out·W_out, C)
+    product into one reused buffer, added in place to the tap's region of a channels-last
+    zero array. k_h·k_w thin products beat one wide product followed by ``fold``: 12 against
+    19 ms for a 32→64-channel 3×3 convolution's dL/dx at batch 64 on 14×14 (2 threads;
+    17 against 44 ms on one), and the windows (k_h·k_w times the input) are never stored."""
+    n, c, height, width = input_shape
+    (top, _), (left, _) = window.padding
+    out_h, out_w = window.output_size(height, width)
+    padded_h, padded_w = window.padded_size(height, width)
+    total = lib.zeros((n, padded_h, padded_w, c), dtype=rows.dtype)
+    matrices = lib.ascontiguousarray(taps)  # (k_h, k_w, F, C): contiguous F×C per tap
+    product = lib.empty((rows.shape[0], c), dtype=rows.dtype)
+    product_nhwc = product.reshape(n, out_h, out_w, c)
+    for index, tap in enumerate(window.tap_regions(height, width)):
+        lib.matmul(rows, matrices[divmod(index, window.size[1])], out=product)
+        region = total.transpose(0, 3, 1, 2)[tap].transpose(0, 2, 3, 1)  # (N, H_out, W_out, C)
+        lib.add(region, product_nhwc, out=region)
+    return total.transpose(0, 3, 1, 2)[:, :, top:top + height, left:left + width]
+
+
 def max_pool(lib: Any, x: Any, window: Window) -> tuple[Any, Any]:
     """:meth:`Backend.max_pool` tap by tap: a running maximum over the k_h · k_w strided
     views of the padded input (no window copy, no ``argmax`` across a strided axis).

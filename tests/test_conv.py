@@ -120,7 +120,8 @@ def _random_windows(rng, count):
 def test_unfold_and_fold_match_the_generic_kernels_and_a_naive_reference(lane):
     """The lane's kernels (a specialisation on numpy and cupy) against the generic Array API
     versions on the same lane and against loops on the host, on random shapes, sizes,
-    strides, dilations and asymmetric paddings; fold is checked as unfold's adjoint."""
+    strides, dilations and asymmetric paddings; fold is checked as unfold's adjoint, and
+    fold_product as fold of the product."""
     rng = np.random.default_rng(5)
     backend = lane.backend
     for shape, window in _random_windows(rng, 60):
@@ -131,6 +132,19 @@ def test_unfold_and_fold_match_the_generic_kernels_and_a_naive_reference(lane):
         generic = Backend.unfold(backend, device_x, window, -2.5)
         lane.assert_close(unfolded, expected, "float64", what=f"unfold {shape} {window}")
         lane.assert_close(generic, expected, "float64", what=f"generic unfold {window}")
+
+        filters = int(rng.integers(1, 4))
+        rows = rng.standard_normal((int(np.prod(expected.shape[:3])), filters))
+        taps = rng.standard_normal((*window.size, filters, shape[1]))
+        product = lane.backend.fold_product(lane.asarray(rows, "float64"),
+                                            lane.asarray(taps, "float64"), shape, window)
+        generic_product = Backend.fold_product(backend, lane.asarray(rows, "float64"),
+                                               lane.asarray(taps, "float64"), shape, window)
+        lane.assert_close(product, lane.to_host(generic_product), "float64", what="fold_product")
+        expected_windows = np.einsum("mf,pqfc->mpqc", rows, taps).reshape(expected.shape)
+        lane.assert_close(generic_product, lane.to_host(
+            backend.fold(lane.asarray(expected_windows, "float64"), shape, window)), "float64",
+            what="generic fold_product")
 
         windows = rng.standard_normal(expected.shape)
         device_windows = lane.asarray(windows, "float64")
@@ -180,9 +194,12 @@ def test_kernels_keep_the_dtype_and_the_lane(lane, dtype):
     x = lane.asarray(np.ones((2, 3, 5, 5)), dtype)
     unfolded = lane.backend.unfold(x, window)
     folded = lane.backend.fold(unfolded, (2, 3, 5, 5), window)
+    product = lane.backend.fold_product(lane.asarray(np.ones((18, 4)), dtype),
+                                        lane.asarray(np.ones((3, 3, 4, 3)), dtype),
+                                        (2, 3, 5, 5), window)
     pooled, winner = lane.backend.max_pool(x, window)
     pooled_grad = lane.backend.max_pool_backward(pooled, winner, (2, 3, 5, 5), window)
-    for array in (unfolded, folded, pooled, pooled_grad):
+    for array in (unfolded, folded, product, pooled, pooled_grad):
         assert lane.backend.owns(array)
         assert lane.to_host(array).dtype == np.dtype(dtype)
 

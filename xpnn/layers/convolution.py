@@ -28,8 +28,9 @@ class Conv2D(Layer):
 
         dL/dŴ = Xᵀ G       dL/db = Σ_rows G       dL/dX = G Ŵᵀ
 
-    and dL/dx is dL/dX folded back onto the input (the backend's ``fold``, col2im: each input
-    pixel sums the gradients of every window that read it; padding is dropped).
+    and dL/dx is dL/dX folded back onto the input (col2im: each input pixel sums the gradients
+    of every window that read it; padding is dropped). The backend's ``fold_product`` computes
+    fold(G Ŵᵀ) in one go, tap by tap, without storing dL/dX.
 
     ``kernel_size``, ``stride`` and ``dilation`` are an int or a (height, width) pair;
     ``padding`` is ``"valid"`` (0), ``"same"`` (⌈H / s⌉ × ⌈W / s⌉ outputs), an int or a pair.
@@ -114,8 +115,6 @@ class Conv2D(Layer):
     def backward(self, grad_output: Array) -> Array | None:
         """Sets dL/dW (from Xᵀ G) and dL/db = Σ G; returns dL/dx = fold(G Ŵᵀ)."""
         xp = self.xp
-        batch = int(grad_output.shape[0])
-        _, out_h, out_w = self.output_shape
         channels = self.input_shape[0]
         k_h, k_w = self.kernel_size
         grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, 2, 3, 1)), (-1, self.filters))
@@ -128,13 +127,9 @@ class Conv2D(Layer):
                 self.bias.grad = xp.sum(grad_rows, axis=0)
         if not self.needs_input_grad:
             return None
-        # Ŵᵀ as its own contiguous (F, k_h·k_w·C) array: OpenBLAS multiplies by it about
-        # twice as fast as by the transposed view of Ŵ (measured at 12544×64 · 64×288)
-        matrix_t = xp.reshape(xp.permute_dims(self.kernel.value, (0, 2, 3, 1)),
-                              (self.filters, k_h * k_w * channels))
-        grad_windows = xp.reshape(xp.matmul(grad_rows, matrix_t),
-                                  (batch, out_h, out_w, k_h, k_w, channels))
-        return self.backend.fold(grad_windows, self._cache_input_shape, self.window)
+        # dL/dx = fold(G Ŵᵀ), with Ŵᵀ as one (F, C) matrix per tap (p, q)
+        taps = xp.permute_dims(self.kernel.value, (2, 3, 0, 1))
+        return self.backend.fold_product(grad_rows, taps, self._cache_input_shape, self.window)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
