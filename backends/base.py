@@ -162,3 +162,17 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device}>"
+
+    # == training kernels: elementwise steps of layers and optimizers ========================
+    # (the per-step hot spots of training; NumPy specialises them with ``out=`` buffers and
+    # cheaper loops, CuPy runs these generic versions)
+
+    def apply_mask(self, values: Any, mask: Any) -> Any:
+        """A new array ``values ⊙ mask``: ``values`` where the boolean ``mask`` is True, 0
+        elsewhere (ReLU's backward, dL/dx = G ⊙ [x > 0]). Specialisations may give NaN
+        instead of 0 where ``values`` is NaN or infinite and ``mask`` is False.
+
+        Generic version: ``where(mask, values, 0)``.
+        """
+        return self.xp.where(mask, values, self.xp.zeros((), dtype=values.dtype,
+                                                         device=self.native_device))
