@@ -317,3 +317,57 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device}>"
+
+    # == training kernels: elementwise steps of layers and optimizers ========================
+    # (the per-step hot spots of training; NumPy specialises them with ``out=`` buffers and
+    # cheaper loops, CuPy runs these generic versions)
+
+    def apply_mask(self, values: Any, mask: Any) -> Any:
+        """A new array ``values ⊙ mask``: ``values`` where the boolean ``mask`` is True, 0
+        elsewhere (ReLU's backward, dL/dx = G ⊙ [x > 0]). Specialisations may give NaN
+        instead of 0 where ``values`` is NaN or infinite and ``mask`` is False.
+
+        Generic version: ``where(mask, values, 0)``.
+        """
+        return self.xp.where(mask, values, self.xp.zeros((), dtype=values.dtype,
+                                                         device=self.native_device))
+
+    def momentum_step(self, value: Any, velocity: Any, grad: Any, learning_rate: float,
+                      momentum: float, nesterov: bool = False) -> None:
+        """One step of SGD with momentum μ and rate η, in place on ``value`` (w) and
+        ``velocity`` (v), all three arrays of one shape::
+
+            v ← μ v − η g
+            w ← w + v              (classical, heavy ball)
+            w ← w − η g + μ v      (Nesterov, with the new v)
+
+        Generic version: in-place standard operators, in this order (specialisations do
+        the same arithmetic, so their results are identical).
+        """
+        scaled = learning_rate * grad
+        velocity *= momentum
+        velocity -= scaled
+        if nesterov:
+            value -= scaled
+            value += momentum * velocity
+        else:
+            value += velocity
+
+    def adam_step(self, value: Any, m: Any, v: Any, grad: Any, beta_1: float, beta_2: float,
+                  step_size: float, epsilon: float) -> None:
+        """One Adam step, in place on ``value`` (w) and the moments ``m``, ``v``, all four
+        arrays of one shape; ``step_size`` (η_t) and ``epsilon`` (ε̂) come bias-corrected
+        from the optimizer::
+
+            m ← β₁ m + (1 − β₁) g
+            v ← β₂ v + (1 − β₂) g²
+            w ← w − η_t · m / (√v + ε̂)
+
+        Generic version: in-place standard operators, in this order (specialisations do
+        the same arithmetic, so their results are identical).
+        """
+        m *= beta_1
+        m += (1.0 - beta_1) * grad
+        v *= beta_2
+        v += (grad * grad) * (1.0 - beta_2)
+        value -= (m / (self.xp.sqrt(v) + epsilon)) * step_size

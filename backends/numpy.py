@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ class NumpyBackend(Backend):
         self.xp = np
         self.device = Device("cpu")
         self.native_device = "cpu"
+        self._local = threading.local()  # per-thread scratch buffers of the kernels
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> np.ndarray:
         """Copy a host array to this device, cast to ``dtype`` on the host."""
@@ -84,3 +87,94 @@ class NumpyBackend(Backend):
         """Convolution's dL/dx (see ``Backend.fold_product``) tap by tap: one thin product
         per tap added in place, the windows never stored."""
         return strided.fold_product(np, rows, taps, input_shape, window)
+
+    # == training kernels (see the section of the same name in Backend) ======================
+
+    def apply_mask(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``values ⊙ mask`` by one multiplication with the boolean mask: ``np.where`` with
+        a random mask mispredicts a branch per entry and was measured ten times slower
+        (NumPy 2.4, 128 × 512 float32: 313 µs against 23 µs)."""
+        return np.multiply(values, mask)
+
+    #: Bytes per array and block of the blocked kernels below: one block of each array (and
+    #: of the scratch) stays in the CPU caches from one pass to the next, so an update of
+    #: several passes reads and writes memory about once (measured on this project's 2-core
+    #: CPU, 1 MiB L2: 128 Ki float32 per block beat 16-64 Ki).
+    BLOCK_BYTES = 1 << 19
+    #: Arrays with fewer entries take the generic kernels: their temporaries come from the
+    #: allocator's caches and the arrays stay in the CPU caches anyway, so the bookkeeping of
+    #: blocks would cost more than it saves. Adam's five temporaries are slow from 64 Ki
+    #: float32 on (glibc's malloc hands the freed memory back to the OS and faults it in
+    #: again on every call: with trimming switched off the generic step is as fast as the
+    #: blocked one), momentum's single temporary only once the arrays outgrow the caches.
+    #: Measured here: blocked Adam 3x faster at 64 Ki entries, 1.1x slower at 32 Ki;
+    #: blocked momentum 1.3x faster at 1 Mi, as fast at 256 Ki.
+    ADAM_BLOCKED_FROM = 1 << 16
+    MOMENTUM_BLOCKED_FROM = 1 << 20
+
+    def momentum_step(self, value: np.ndarray, velocity: np.ndarray, grad: np.ndarray,
+                      learning_rate: float, momentum: float, nesterov: bool = False) -> None:
+        """``Backend.momentum_step`` block by block with one scratch buffer for η g, for
+        arrays of ``MOMENTUM_BLOCKED_FROM`` entries or more (10 M float32 parameters: 1.5x
+        faster than the generic version)."""
+        if value.size < self.MOMENTUM_BLOCKED_FROM:
+            Backend.momentum_step(self, value, velocity, grad, learning_rate, momentum,
+                                  nesterov)
+            return
+        for w, v, g, scaled in self._blocks(value, velocity, grad):
+            np.multiply(g, learning_rate, out=scaled)
+            v *= momentum
+            v -= scaled
+            if nesterov:
+                w -= scaled
+                np.multiply(v, momentum, out=scaled)
+                w += scaled
+            else:
+                w += v
+
+    def adam_step(self, value: np.ndarray, m: np.ndarray, v: np.ndarray, grad: np.ndarray,
+                  beta_1: float, beta_2: float, step_size: float, epsilon: float) -> None:
+        """``Backend.adam_step`` block by block with one scratch buffer, for arrays of
+        ``ADAM_BLOCKED_FROM`` entries or more (10 M float32 parameters: 2x faster than the
+        generic version; 0.67 M in the benchmark MLP's shapes: 1.7x)."""
+        if value.size < self.ADAM_BLOCKED_FROM:
+            Backend.adam_step(self, value, m, v, grad, beta_1, beta_2, step_size, epsilon)
+            return
+        for w, m_block, v_block, g, scratch in self._blocks(value, m, v, grad):
+            m_block *= beta_1
+            np.multiply(g, 1.0 - beta_1, out=scratch)
+            m_block += scratch
+            v_block *= beta_2
+            np.multiply(g, g, out=scratch)
+            scratch *= 1.0 - beta_2
+            v_block += scratch
+            np.sqrt(v_block, out=scratch)
+            scratch += epsilon
+            np.divide(m_block, scratch, out=scratch)
+            scratch *= step_size
+            w -= scratch
+
+    def _blocks(self, *arrays: np.ndarray) -> Iterator[list[np.ndarray]]:
+        """Matching blocks of arrays of one shape, each list ending with a scratch block of
+        the same size and the first array's dtype. Blocks are flat slices of C-contiguous
+        arrays (views: writes reach the arrays); other layouts come as one whole block."""
+        first = arrays[0]
+        if not all(array.flags.c_contiguous for array in arrays):
+            yield [*arrays, np.empty_like(first)]
+            return
+        flat = [array.reshape(-1) for array in arrays]
+        size, step = first.size, self.BLOCK_BYTES // first.itemsize
+        scratch = self._scratch(min(size, step), first.dtype)
+        for start in range(0, size, step):
+            stop = min(start + step, size)
+            yield [*(array[start:stop] for array in flat), scratch[:stop - start]]
+
+    def _scratch(self, size: int, dtype: np.dtype) -> np.ndarray:
+        """A flat scratch array of ``size`` entries, reused between kernel calls (one per
+        thread and dtype, grown when needed). Not state: its contents mean nothing between
+        calls."""
+        buffers = self._local.__dict__.setdefault("scratch", {})
+        buffer = buffers.get(dtype)
+        if buffer is None or buffer.size < size:
+            buffer = buffers[dtype] = np.empty(size, dtype)
+        return buffer[:size]

@@ -37,6 +37,16 @@ def test_nan_input(lane):
         _model(lane.device).predict(x)
 
 
+def test_finite_input_whose_sum_overflows_is_accepted(lane):
+    """The finiteness check sums the input first; a sum that overflows is no error."""
+    x = np.zeros((3, 4), dtype=np.float32)
+    x[:, 0] = 3e38  # the sum is 9e38: above the largest float32
+    assert np.isfinite(_model(lane.device).predict(x)).all()
+    x[1, 2] = -np.inf
+    with pytest.raises(xpnn.NonFiniteError, match="1 NaN or infinite"):
+        _model(lane.device).predict(x)
+
+
 def test_data_on_another_device():
     strict = pytest.importorskip("array_api_strict")
     x = strict.asarray(np.zeros((2, 4), np.float32), device=strict.Device("device1"))

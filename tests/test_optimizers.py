@@ -444,6 +444,38 @@ def test_float32_model_stays_float32_after_a_step(lane, name):
     assert model.get_weights()[0].dtype == np.float32
 
 
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "rmsprop", "adam", "adamw"])
+def test_decaying_state_of_dead_units_is_flushed_to_zero_not_left_subnormal(lane, name):
+    """BUG (all lanes, float32): the velocity of a parameter whose gradient stays zero (a dead
+    ReLU unit) decayed into the subnormal numbers and stuck at 1.4e-45, because 0.9 × 1.4e-45
+    rounds back to 1.4e-45; subnormal arithmetic is many times slower on many CPUs. Every
+    FLUSH_INTERVAL steps, decaying state below FLUSH_BELOW is now set to zero."""
+    from xpnn.optimizers import FLUSH_BELOW, FLUSH_INTERVAL
+
+    param = xpnn.Parameter("w", lane.asarray(np.ones(3), "float32"))
+    opt = {"momentum": xpnn.Momentum(0.1, 0.9), "nesterov": xpnn.Nesterov(0.1, 0.9),
+           "rmsprop": xpnn.RMSProp(0.01, rho=0.9), "adam": xpnn.Adam(0.01),
+           "adamw": xpnn.AdamW(0.01)}[name]
+    opt.build([param], lane.backend)
+    param.grad = lane.asarray([1.0, 1.0, 0.0], "float32")  # one step with a gradient
+    opt.step([param])
+    param.grad = lane.asarray(np.zeros(3), "float32")  # then the unit is dead
+    smallest_normal = np.finfo(np.float32).smallest_normal
+    for step in range(2, 1601):
+        opt.step([param])
+        if step % FLUSH_INTERVAL == 0:
+            for slot in opt.decaying_slots:
+                host = lane.to_host(opt.state["w"][slot])
+                tiny = (host != 0) & (np.abs(host) < FLUSH_BELOW)
+                assert not tiny.any(), (slot, step, host)
+    for slot in opt.decaying_slots:
+        host = lane.to_host(opt.state["w"][slot])
+        assert ((host == 0) | (np.abs(host) >= smallest_normal)).all(), (slot, host)
+    # the momentum velocity is gone entirely, not stuck at the smallest subnormal
+    if name in ("momentum", "nesterov"):
+        np.testing.assert_array_equal(lane.to_host(opt.state["w"]["velocity"]), 0.0)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_in_place_updates_do_not_write_into_set_weights_arrays(lane, dtype):
     """BUG (numpy lane): Sequential.set_weights keeps the caller's arrays as the parameters when

@@ -537,7 +537,7 @@ class Sequential:
         # token ids for a first layer that takes them (Embedding) stay integers
         ids = self.layers[0].integer_input and xp.isdtype(data.dtype, "integral")
         data = self._cast(data, "int64" if ids else self.dtype)
-        if not ids and not bool(xp.all(xp.isfinite(data))):
+        if not ids and not _all_finite(xp, data):
             bad = int(xp.sum(xp.astype(xp.logical_not(xp.isfinite(data)), xp.int64)))
             raise NonFiniteError(f"{where}: {role} contains {bad} NaN or infinite values")
         return data
@@ -638,6 +638,16 @@ class Sequential:
     def __repr__(self) -> str:
         return (f"Sequential(name={self.name!r}, layers={len(self.layers)}, "
                 f"device={self.device}, dtype={self.dtype})")
+
+
+def _all_finite(xp: Any, data: Array) -> bool:
+    """Whether every entry of a floating array is finite, by one sum first: it reads the data
+    once and allocates nothing (``isfinite`` writes a boolean array as large as the data),
+    and a sum is finite only if every term is. Only a sum that is not (bad entries, or a
+    sum of finite entries that overflows) leads to the entry-by-entry check."""
+    with np.errstate(over="ignore", invalid="ignore"):  # NumPy underneath: no warnings
+        total = float(xp.sum(data))
+    return math.isfinite(total) or bool(xp.all(xp.isfinite(data)))
 
 
 def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:

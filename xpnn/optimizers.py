@@ -6,6 +6,17 @@ moves. ``state_dict`` / ``load_state_dict`` round-trip it through host (NumPy) a
 
 Notation: w a parameter, g = dL/dw its gradient, η the learning rate, t the step count of the
 parameter (1 on its first update).
+
+The elementwise updates of Momentum, Nesterov and Adam are the backend's named kernels
+(``momentum_step``, ``adam_step``), which the NumPy backend runs without temporaries.
+
+Flushing tiny state: state that decays geometrically where the gradient is zero (a velocity
+or a moment of a dead ReLU unit: v ← μ v, again and again) would sink into the subnormal
+numbers and stay there (in float32 0.9 × 1.4e-45 rounds back to 1.4e-45); arithmetic on
+subnormals is many times slower on many CPUs. So every ``FLUSH_INTERVAL`` optimizer steps,
+the entries of the ``decaying_slots`` smaller in magnitude than ``FLUSH_BELOW`` are set to
+zero. Such entries change no weight: w + v = w for |v| < 1e-30 unless |w| is
+below about 1e-23.
 """
 
 from __future__ import annotations
@@ -24,6 +35,11 @@ if TYPE_CHECKING:
 
 Array = Any
 
+#: Optimizer steps between two flushes of tiny decaying state (see the module docstring).
+FLUSH_INTERVAL = 32
+#: Decaying state entries smaller in magnitude than this are flushed to zero.
+FLUSH_BELOW = 1e-30
+
 
 class Optimizer(Configurable):
     """Base class: subclasses define ``slots`` (state array names) and ``update``."""
@@ -31,6 +47,8 @@ class Optimizer(Configurable):
     name = "optimizer"
     #: Names of the per-parameter state arrays, each created as zeros like the parameter.
     slots: tuple[str, ...] = ()
+    #: The slots that decay geometrically where the gradient is zero, and are flushed.
+    decaying_slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: float, *, weight_decay: float = 0.0,
                  clip_norm: float | None = None, clip_value: float | None = None) -> None:
@@ -105,6 +123,17 @@ class Optimizer(Configurable):
             state["step"] += 1
             self.update(param, grad, state)
         self.iterations += 1
+        if self.decaying_slots and self.iterations % FLUSH_INTERVAL == 0:
+            self.flush_tiny()
+
+    def flush_tiny(self) -> None:
+        """Set the entries of the decaying slots with |s| < ``FLUSH_BELOW`` to zero, in
+        place (NaN stays NaN)."""
+        xp = self.backend.xp
+        for state in self.state.values():
+            for slot in self.decaying_slots:
+                array = state[slot]
+                array *= xp.astype(xp.abs(array) >= FLUSH_BELOW, array.dtype)
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """Apply one update to ``param.value`` in place."""
@@ -187,6 +216,7 @@ class Momentum(Optimizer):
 
     name = "momentum"
     slots = ("velocity",)
+    decaying_slots = ("velocity",)
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9,
                  **options: Any) -> None:
@@ -195,10 +225,8 @@ class Momentum(Optimizer):
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """v ← μ v − η g;  w ← w + v."""
-        velocity = state["velocity"]
-        velocity *= self.momentum
-        velocity -= self.learning_rate * grad
-        param.value += velocity
+        self.backend.momentum_step(param.value, state["velocity"], grad, self.learning_rate,
+                                   self.momentum)
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {**super().get_config(), "momentum": self.momentum}
@@ -209,17 +237,15 @@ class Nesterov(Momentum):
     (Sutskever et al. 2013; the look-ahead folded into the update)::
 
         v ← μ v − η g
-        w ← w + μ v − η g
+        w ← w − η g + μ v
     """
 
     name = "nesterov"
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
-        """v ← μ v − η g;  w ← w + μ v − η g."""
-        velocity = state["velocity"]
-        velocity *= self.momentum
-        velocity -= self.learning_rate * grad
-        param.value += self.momentum * velocity - self.learning_rate * grad
+        """v ← μ v − η g;  w ← w − η g + μ v."""
+        self.backend.momentum_step(param.value, state["velocity"], grad, self.learning_rate,
+                                   self.momentum, nesterov=True)
 
 
 class AdaGrad(Optimizer):
@@ -257,6 +283,7 @@ class RMSProp(Optimizer):
 
     name = "rmsprop"
     slots = ("mean_square",)
+    decaying_slots = ("mean_square",)
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9,
                  epsilon: float = 1e-7, **options: Any) -> None:
@@ -289,6 +316,7 @@ class Adam(Optimizer):
 
     name = "adam"
     slots = ("m", "v")
+    decaying_slots = ("m", "v")
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-8,
@@ -304,14 +332,11 @@ class Adam(Optimizer):
 
     def adam_step(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """Moments, bias correction and the parameter step (shared with AdamW)."""
-        m, v, t = state["m"], state["v"], state["step"]
-        m *= self.beta_1
-        m += (1.0 - self.beta_1) * grad
-        v *= self.beta_2
-        v += (1.0 - self.beta_2) * (grad * grad)
+        t = state["step"]
         correction_2 = math.sqrt(1.0 - self.beta_2**t)
         step_size = self.learning_rate * correction_2 / (1.0 - self.beta_1**t)
-        param.value -= step_size * m / (self.backend.xp.sqrt(v) + self.epsilon * correction_2)
+        self.backend.adam_step(param.value, state["m"], state["v"], grad, self.beta_1,
+                               self.beta_2, step_size, self.epsilon * correction_2)
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

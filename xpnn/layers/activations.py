@@ -1,7 +1,7 @@
 """Activation layers: elementwise (Sigmoid, Tanh, ReLU, LeakyReLU) and row-wise (Softmax).
 
-Each caches only what its backward needs: its output (Sigmoid, Tanh, Softmax) or its input
-(ReLU, LeakyReLU).
+Each caches only what its backward needs: its output (Sigmoid, Tanh, Softmax), its input
+(LeakyReLU) or the mask [x > 0] (ReLU).
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ class ReLU(Layer):
     preferred_initializer = "he_normal"
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        """y = max(x, 0)."""
-        self._cache_input = x
+        """y = max(x, 0); caches the boolean mask [x > 0]."""
+        self._cache_mask = x > 0
         return self.xp.maximum(x, 0.0)
 
     def backward(self, grad_output: Array) -> Array:
-        """dL/dx = G where x > 0, else 0."""
-        return self.xp.where(self._cache_input > 0, grad_output, 0.0)
+        """dL/dx = G ⊙ [x > 0] (the backend's ``apply_mask`` kernel)."""
+        return self.backend.apply_mask(grad_output, self._cache_mask)
 
 
 class LeakyReLU(Layer):
