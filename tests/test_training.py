@@ -67,20 +67,35 @@ def test_two_runs_on_the_cpu_are_bit_identical():
         np.testing.assert_array_equal(a, b)
 
 
+def _dense_layers():
+    return [xpnn.Dense(16), xpnn.ReLU(), xpnn.BatchNorm(), xpnn.Dropout(0.2), xpnn.Dense(8),
+            xpnn.LeakyReLU(0.1), xpnn.Dense(8), xpnn.Tanh(), xpnn.Dense(8), xpnn.Sigmoid(),
+            xpnn.Dense(3), xpnn.Softmax()]
+
+
+def _image_layers():
+    return [xpnn.Conv2D(4, 3, padding="same"), xpnn.BatchNorm2D(), xpnn.ReLU(),
+            xpnn.MaxPool2D(2), xpnn.Conv2D(6, 2, padding=1), xpnn.Tanh(), xpnn.AvgPool2D(2),
+            xpnn.Conv2D(3, 1), xpnn.GlobalAveragePool2D(), xpnn.Flatten(), xpnn.Dense(3),
+            xpnn.Softmax()]
+
+
+@pytest.mark.parametrize("layers", ["dense", "images"])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-def test_float32_stays_float32_through_training(lane, optimizer):
+def test_float32_stays_float32_through_training(lane, optimizer, layers):
     """No accidental float64 anywhere in a float32 model's training step, for every layer
     kind and optimizer: from float64 data, every layer's output and input gradient, its
-    cached arrays (boolean masks aside), every parameter and gradient and every optimizer
-    state array are float32 on the lane, also after 40 steps (past a flush of the
-    optimizer's tiny state)."""
+    cached arrays (boolean masks and integer indices aside), every parameter and gradient
+    and every optimizer state array are float32 on the lane, also after 40 steps (past a
+    flush of the optimizer's tiny state)."""
     x, y = _data()  # float64 inputs: cast to the model's dtype at the fit boundary
-    model = xpnn.Sequential([xpnn.Dense(16), xpnn.ReLU(), xpnn.BatchNorm(), xpnn.Dropout(0.2),
-                             xpnn.Dense(8), xpnn.LeakyReLU(0.1), xpnn.Dense(8), xpnn.Tanh(),
-                             xpnn.Dense(8), xpnn.Sigmoid(), xpnn.Dense(3), xpnn.Softmax()],
+    if layers == "images":
+        x = np.random.default_rng(0).standard_normal((len(x), 2, 6, 6))
+    model = xpnn.Sequential(_dense_layers() if layers == "dense" else _image_layers(),
                             device=lane.device, seed=0)
     model.compile("categorical_crossentropy", OPTIMIZERS[optimizer]())
     f32, boolean = lane.backend.dtype("float32"), lane.backend.dtype("bool")
+    indices = tuple(lane.backend.dtype(name) for name in ("int8", "int64"))  # pooling winners
     seen: list[tuple[str, object]] = []
 
     def recording(layer, method):
@@ -104,7 +119,7 @@ def test_float32_stays_float32_through_training(lane, optimizer):
     for layer in model.layers:
         for key, value in vars(layer).items():
             if key.startswith("_cache") and hasattr(value, "dtype"):  # arrays, not flags
-                assert value.dtype in (f32, boolean), (layer.name, key, value.dtype)
+                assert value.dtype in (f32, boolean, *indices), (layer.name, key, value.dtype)
     for param in model.parameters():
         assert param.value.dtype == f32, param.name
         if param.trainable:
