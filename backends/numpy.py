@@ -102,22 +102,23 @@ class NumpyBackend(Backend):
     #: CPU, 1 MiB L2: 128 Ki float32 per block beat 16-64 Ki).
     BLOCK_BYTES = 1 << 19
     #: Arrays with fewer entries take the generic kernels: their temporaries come from the
-    #: allocator's caches and the arrays stay in the CPU caches anyway, so the bookkeeping of
-    #: blocks would cost more than it saves. Adam's five temporaries are slow from 64 Ki
-    #: float32 on (glibc's malloc hands the freed memory back to the OS and faults it in
-    #: again on every call: with trimming switched off the generic step is as fast as the
-    #: blocked one), momentum's single temporary only once the arrays outgrow the caches.
-    #: Measured here: blocked Adam 3x faster at 64 Ki entries, 1.1x slower at 32 Ki;
-    #: blocked momentum 1.3x faster at 1 Mi, as fast at 256 Ki.
-    ADAM_BLOCKED_FROM = 1 << 16
-    MOMENTUM_BLOCKED_FROM = 1 << 20
+    #: allocator's caches and cost less than the bookkeeping of blocks. From 64 Ki float32
+    #: on, blocks win: Adam's five temporaries are slow (glibc's malloc hands the freed
+    #: memory back to the OS and faults it in again on every call; with trimming switched
+    #: off the generic step is as fast as the blocked one), and inside training, where the
+    #: matrix products evict the optimizer's arrays from the caches, blocked momentum reads
+    #: and writes memory once instead of about twice. Measured here: blocked Adam 3x faster
+    #: at 64 Ki entries, 1.1x slower at 32 Ki; blocked momentum alone as fast as the generic
+    #: kernel at 64-256 Ki and 1.3x faster at 1 Mi, and in the batch-32 MLP's training
+    #: (single-threaded CPU time) 1.075x -> 1.04x hand NumPy.
+    BLOCKED_FROM = 1 << 16
 
     def momentum_step(self, value: np.ndarray, velocity: np.ndarray, grad: np.ndarray,
                       learning_rate: float, momentum: float, nesterov: bool = False) -> None:
         """``Backend.momentum_step`` block by block with one scratch buffer for η g, for
-        arrays of ``MOMENTUM_BLOCKED_FROM`` entries or more (10 M float32 parameters: 1.5x
-        faster than the generic version)."""
-        if value.size < self.MOMENTUM_BLOCKED_FROM:
+        arrays of ``BLOCKED_FROM`` entries or more (10 M float32 parameters: 1.5x faster than
+        the generic version)."""
+        if value.size < self.BLOCKED_FROM:
             Backend.momentum_step(self, value, velocity, grad, learning_rate, momentum,
                                   nesterov)
             return
@@ -135,9 +136,9 @@ class NumpyBackend(Backend):
     def adam_step(self, value: np.ndarray, m: np.ndarray, v: np.ndarray, grad: np.ndarray,
                   beta_1: float, beta_2: float, step_size: float, epsilon: float) -> None:
         """``Backend.adam_step`` block by block with one scratch buffer, for arrays of
-        ``ADAM_BLOCKED_FROM`` entries or more (10 M float32 parameters: 2x faster than the
+        ``BLOCKED_FROM`` entries or more (10 M float32 parameters: 2x faster than the
         generic version; 0.67 M in the benchmark MLP's shapes: 1.7x)."""
-        if value.size < self.ADAM_BLOCKED_FROM:
+        if value.size < self.BLOCKED_FROM:
             Backend.adam_step(self, value, m, v, grad, beta_1, beta_2, step_size, epsilon)
             return
         for w, m_block, v_block, g, scratch in self._blocks(value, m, v, grad):

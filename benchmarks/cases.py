@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import xpnn
 from benchmarks import hand, torch_impl, xpnn_impl
-from benchmarks.specs import adam_spec, mlp_spec, tiny_spec
+from benchmarks.specs import adam_spec, lenet_spec, mlp_spec, tiny_spec
 from benchmarks.timing import Runner
 
 #: Every case, in table order.
@@ -29,8 +29,9 @@ class Case:
 
     A timed pass is one unit of work: an epoch (``unit="epoch"``), or ``per_pass`` steps
     (``unit="step"``, reported per step). ``flops`` (matrix-product FLOPs by the 6·N·Σ i·o
-    convention; ``flops_computed`` without the first layer's dL/dx) and ``bytes`` (least
-    memory traffic) are per pass, when they are meaningful.
+    convention; ``flops_computed`` without the first layer's dL/dx), ``bytes`` (least
+    memory traffic) and ``samples`` (training samples, for a samples-per-second rate) are per
+    pass, when they are meaningful.
     """
 
     name: str
@@ -41,6 +42,7 @@ class Case:
     flops: float | None = None
     flops_computed: float | None = None
     bytes: float | None = None
+    samples: int | None = None
     details: dict[str, object] = field(default_factory=dict)
 
 
@@ -87,10 +89,17 @@ def make_case(name: str, device: str, quick: bool) -> Case | str:
     if name == "lenet":
         if not hasattr(xpnn, "Conv2D"):
             return "skipped: no Conv2D yet"
-        samples, batch = (1_000 if quick else 10_000), 128
+        spec = lenet_spec(quick)
+        x, y = spec.data()
         return Case(
-            name, f"LeNet-style CNN, batch {batch}, {samples:,} samples", "epoch", 1,
-            {XPNN: lambda: xpnn_impl.lenet_runner(samples, batch, device),
-             TORCH: lambda: torch_impl.lenet_runner(samples, batch, device)},
-            details={"samples": samples, "batch_size": batch})
+            name, f"CNN (conv 32, conv 64, dense 128), batch {spec.batch_size}, "
+            f"{spec.samples:,} samples", "epoch", 1,
+            {XPNN: lambda: xpnn_impl.lenet_runner(spec, x, y, device),
+             TORCH: lambda: torch_impl.lenet_runner(spec, x, y, device)},
+            samples=spec.samples,
+            details={"layers": "Conv 1->32 3x3 pad 1, ReLU, MaxPool 2, Conv 32->64 3x3 pad 1, "
+                               "ReLU, MaxPool 2, Flatten, Dense 3136->128, ReLU, Dense 128->10",
+                     "input": "NCHW (N, 1, 28, 28)", "batch_size": spec.batch_size,
+                     "samples": spec.samples, "steps": spec.steps,
+                     "parameters": spec.parameters})
     raise ValueError(f"unknown case {name!r}; expected one of {CASE_NAMES}")

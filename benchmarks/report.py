@@ -19,6 +19,8 @@ TARGETS = (
     ("cpu", "tiny", "vs_torch", 0.3, "<="),
     ("cpu", "tiny", "vs_numpy", 3.0, "<="),
     ("cuda", "mlp128", "vs_torch", 1.2, "<="),
+    ("cpu", "lenet", "vs_torch", 1.5, "<="),
+    ("cuda", "lenet", "vs_torch", 1.5, "<="),
 )
 
 
@@ -52,6 +54,8 @@ def records_for(device: str, case: Case, timings: dict[str, Timing]) -> list[Rec
                 record["gflops_computed"] = case.flops_computed / pass_seconds / 1e9
             if case.bytes:
                 record["gbytes_per_s"] = case.bytes / pass_seconds / 1e9
+            if case.samples:
+                record["samples_per_s"] = case.samples / pass_seconds
         records.append(record)
     return records
 
@@ -106,6 +110,8 @@ def table(records: list[Record]) -> str:
             rate = f"{record['gflops']:.1f} GF/s"
         elif "gbytes_per_s" in record:
             rate = f"{record['gbytes_per_s']:.1f} GB/s"
+        elif "samples_per_s" in record:
+            rate = f"{record['samples_per_s']:,.0f} sa/s"
         else:
             rate = ""
         fraction = record.get("fraction_of_peak")

@@ -100,6 +100,44 @@ class AdamSpec:
         return values, grads
 
 
+@dataclass(frozen=True)
+class LeNetSpec:
+    """The issue's CNN on NCHW (N, 1, 28, 28) inputs, trained for one epoch of ``samples``
+    samples in batches of ``batch_size`` by softmax cross-entropy and SGD with momentum::
+
+        Conv 1→32 3×3 pad 1, ReLU, MaxPool 2,     (32, 28, 28) -> (32, 14, 14)
+        Conv 32→64 3×3 pad 1, ReLU, MaxPool 2,    (64, 14, 14) -> (64, 7, 7)
+        Flatten, Dense 3136→128, ReLU, Dense 128→10
+    """
+
+    samples: int
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+
+    #: (in channels, out channels) of the two 3×3 convolutions, and the Dense sizes.
+    CONVS = ((1, 32), (32, 64))
+    DENSE = (64 * 7 * 7, 128, 10)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch."""
+        return math.ceil(self.samples / self.batch_size)
+
+    @property
+    def parameters(self) -> int:
+        """The number of trainable scalars (421,642)."""
+        convs = sum(c_in * c_out * 9 + c_out for c_in, c_out in self.CONVS)
+        return convs + sum(a * b + b for a, b in itertools.pairwise(self.DENSE))
+
+    def data(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Random inputs (samples, 1, 28, 28) in [0, 1), float32, and integer labels."""
+        rng = np.random.default_rng(seed)
+        x = rng.random((self.samples, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, size=self.samples, dtype=np.int64)
+        return x, y
+
+
 #: The issue's MLP: 784-512-512-10 on 60,000 MNIST-shaped samples (669,706 parameters).
 MLP_SIZES = (784, 512, 512, 10)
 #: The per-step overhead probe: a 2-16-16-1 net at batch 8.
@@ -118,6 +156,12 @@ def tiny_spec(quick: bool) -> MLPSpec:
     """The 2-16-16-1 net at batch 8 on 16,000 samples, i.e. 2,000 steps per pass (400 with
     ``quick``)."""
     return MLPSpec(TINY_SIZES, 8, 3_200 if quick else 16_000, loss="bce_logits")
+
+
+def lenet_spec(quick: bool) -> LeNetSpec:
+    """The CNN at batch 64 on 3,200 samples, 50 steps per pass (320 with ``quick``): a
+    modest count, since one epoch of 60,000 would take minutes per pass."""
+    return LeNetSpec(320 if quick else 3_200)
 
 
 def adam_spec(quick: bool) -> AdamSpec:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.specs import AdamSpec, MLPSpec
+from benchmarks.specs import AdamSpec, LeNetSpec, MLPSpec
 from benchmarks.timing import Runner, Unavailable
 
 _torch: Any = None
@@ -129,32 +129,38 @@ def adam_runner(spec: AdamSpec, device: str) -> Runner:
     return Runner(run, sync)
 
 
-def lenet_runner(samples: int, batch_size: int, device: str) -> Runner:
-    """The LeNet-style CNN (channels-first (N, 1, 28, 28)) for one epoch per pass."""
+def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> Runner:
+    """The CNN of :class:`LeNetSpec` (``Conv2d``, ``MaxPool2d``, ``Flatten``, ``Linear``) for
+    one epoch per pass, by the loop of :func:`mlp_runner`."""
     torch = load_torch()
     target, sync = torch_device(device)
     nn = torch.nn
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    ).to(target)
+    layers: list[Any] = []
+    for c_in, c_out in spec.CONVS:
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+    layers += [nn.Flatten(), nn.Linear(spec.DENSE[0], spec.DENSE[1]), nn.ReLU(),
+               nn.Linear(spec.DENSE[1], spec.DENSE[2])]
+    model = nn.Sequential(*layers).to(target)
     criterion = nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    rng = np.random.default_rng(0)
-    x_dev = torch.from_numpy(rng.random((samples, 1, 28, 28), dtype=np.float32)).to(target)
-    y_dev = torch.from_numpy(rng.integers(0, 10, size=samples, dtype=np.int64)).to(target)
+    optimizer = torch.optim.SGD(model.parameters(), lr=spec.learning_rate,
+                                momentum=spec.momentum)
+    x_dev = torch.from_numpy(x).to(target)
+    y_dev = torch.from_numpy(y).to(target)
 
     def run(index: int) -> None:
-        order = torch.from_numpy(np.random.default_rng(1000 + index).permutation(samples))
+        order = torch.from_numpy(np.random.default_rng(1000 + index).permutation(spec.samples))
         order = order.to(target)
-        for start in range(0, samples, batch_size):
-            rows = order[start:start + batch_size]
+        total = torch.zeros((), device=target)
+        for start in range(0, spec.samples, spec.batch_size):
+            rows = order[start:start + spec.batch_size]
+            x_batch = x_dev.index_select(0, rows)
             optimizer.zero_grad()
-            loss = criterion(model(x_dev.index_select(0, rows)), y_dev.index_select(0, rows))
+            loss = criterion(model(x_batch), y_dev.index_select(0, rows))
             loss.backward()
             optimizer.step()
+            total += loss.detach() * x_batch.shape[0]
+        float(total)
 
     return Runner(run, sync, _resetter(model, optimizer))
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import xpnn
-from benchmarks.specs import AdamSpec, MLPSpec
+from benchmarks.specs import AdamSpec, LeNetSpec, MLPSpec
 from benchmarks.timing import Runner, Unavailable
 
 _LOSSES = {"softmax_crossentropy": "softmax_crossentropy",
@@ -99,31 +99,26 @@ def adam_runner(spec: AdamSpec, device: str) -> Runner:
     return Runner(run, backend.synchronize)
 
 
-def lenet_runner(samples: int, batch_size: int, device: str) -> Runner:  # pragma: no cover
-    """LeNet-style CNN for one epoch through ``fit``, once xpnn has convolution layers.
-
-    Written against the Keras-like names ``Conv2D(filters, kernel_size, padding=)``,
-    ``MaxPool2D(pool_size)`` and ``Flatten()`` on channels-last (N, 28, 28, 1) inputs; adapt
-    it when the real layers land (an API mismatch shows as an error row, not a crash).
-    """
+def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> Runner:
+    """One pass is ``model.fit`` for one epoch of the CNN of :class:`LeNetSpec`, through
+    ``xpnn.Conv2D(filters, kernel_size, padding=)``, ``xpnn.MaxPool2D(pool_size)`` and
+    ``xpnn.Flatten()`` on NCHW inputs; unavailable until xpnn has convolution layers."""
     if not hasattr(xpnn, "Conv2D"):
         raise Unavailable("no Conv2D yet")
-    conv, pool, flatten = xpnn.Conv2D, xpnn.MaxPool2D, xpnn.Flatten
-    model = xpnn.Sequential([
-        conv(6, 5, padding="same"), xpnn.ReLU(), pool(2),
-        conv(16, 5), xpnn.ReLU(), pool(2), flatten(),
-        xpnn.Dense(120), xpnn.ReLU(), xpnn.Dense(84), xpnn.ReLU(), xpnn.Dense(10),
-    ], device=device, seed=0)
-    model.compile("softmax_crossentropy", xpnn.Momentum(0.01, 0.9))
-    rng = np.random.default_rng(0)
-    x = rng.random((samples, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, size=samples, dtype=np.int64)
+    _backend_or_unavailable(device)
+    layers: list[xpnn.Layer] = []
+    for _, filters in spec.CONVS:
+        layers += [xpnn.Conv2D(filters, 3, padding=1), xpnn.ReLU(), xpnn.MaxPool2D(2)]
+    layers += [xpnn.Flatten(), xpnn.Dense(spec.DENSE[1]), xpnn.ReLU(),
+               xpnn.Dense(spec.DENSE[2])]
+    model = xpnn.Sequential(layers, device=device, seed=0)
+    model.compile("softmax_crossentropy", xpnn.Momentum(spec.learning_rate, spec.momentum))
     model.build(x.shape[1:])
     x_dev, y_dev = _on_device(model, x, y)
 
     def run(index: int) -> None:
-        model.fit(x_dev, y_dev, epochs=1, batch_size=batch_size, verbose=0, shuffle=True,
-                  seed=1000 + index)
+        model.fit(x_dev, y_dev, epochs=1, batch_size=spec.batch_size, verbose=0,
+                  shuffle=True, seed=1000 + index)
 
     return Runner(run, model.backend.synchronize, resetter(model))
 

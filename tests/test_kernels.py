@@ -38,10 +38,9 @@ def _state_arrays(lane, rng, shape, dtype, count):
 def layout(request, lane, monkeypatch):
     """How the specialisation sees the arrays: as one block, in many small blocks (the
     NumPy backend's block size made tiny), or as non-contiguous views. The NumPy backend's
-    size thresholds are lowered so that its blocked kernels run on these small arrays."""
+    size threshold is lowered so that its blocked kernels run on these small arrays."""
     if hasattr(lane.backend, "BLOCK_BYTES"):
-        monkeypatch.setattr(lane.backend, "ADAM_BLOCKED_FROM", 0)
-        monkeypatch.setattr(lane.backend, "MOMENTUM_BLOCKED_FROM", 0)
+        monkeypatch.setattr(lane.backend, "BLOCKED_FROM", 0)
         if request.param == "blocks":
             monkeypatch.setattr(lane.backend, "BLOCK_BYTES", 256)  # 64 float32, 32 float64
     elif request.param == "blocks":

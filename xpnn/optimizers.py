@@ -8,15 +8,17 @@ Notation: w a parameter, g = dL/dw its gradient, η the learning rate, t the ste
 parameter (1 on its first update).
 
 The elementwise updates of Momentum, Nesterov and Adam are the backend's named kernels
-(``momentum_step``, ``adam_step``), which the NumPy backend runs without temporaries.
+(``momentum_step``, ``adam_step``); the NumPy backend runs large arrays through them block by
+block, without temporaries.
 
 Flushing tiny state: state that decays geometrically where the gradient is zero (a velocity
 or a moment of a dead ReLU unit: v ← μ v, again and again) would sink into the subnormal
 numbers and stay there (in float32 0.9 × 1.4e-45 rounds back to 1.4e-45); arithmetic on
 subnormals is many times slower on many CPUs. So every ``FLUSH_INTERVAL`` optimizer steps,
 the entries of the ``decaying_slots`` smaller in magnitude than ``FLUSH_BELOW`` are set to
-zero. Such entries change no weight: w + v = w for |v| < 1e-30 unless |w| is
-below about 1e-23.
+zero. Such entries move no weight: in float32 w + v = w for |v| < 1e-30 unless |w| is below
+about 1e-23, and for |m| < 1e-30 Adam's step η_t m / (√v + ε̂) is below about 1e-22 η
+(ε = 1e-8).
 """
 
 from __future__ import annotations
