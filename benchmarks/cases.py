@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import xpnn
 from benchmarks import hand, torch_impl, xpnn_impl
 from benchmarks.specs import adam_spec, lenet_spec, mlp_spec, tiny_spec
 from benchmarks.timing import Runner
@@ -87,8 +86,6 @@ def make_case(name: str, device: str, quick: bool) -> Case | str:
             details={"shapes": spec.shapes, "parameters": spec.parameters,
                      "steps_per_pass": spec.steps})
     if name == "lenet":
-        if not hasattr(xpnn, "Conv2D"):
-            return "skipped: no Conv2D yet"
         spec = lenet_spec(quick)
         x, y = spec.data()
         return Case(

@@ -102,9 +102,7 @@ def adam_runner(spec: AdamSpec, device: str) -> Runner:
 def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> Runner:
     """One pass is ``model.fit`` for one epoch of the CNN of :class:`LeNetSpec`, through
     ``xpnn.Conv2D(filters, kernel_size, padding=)``, ``xpnn.MaxPool2D(pool_size)`` and
-    ``xpnn.Flatten()`` on NCHW inputs; unavailable until xpnn has convolution layers."""
-    if not hasattr(xpnn, "Conv2D"):
-        raise Unavailable("no Conv2D yet")
+    ``xpnn.Flatten()`` on NCHW inputs."""
     _backend_or_unavailable(device)
     layers: list[xpnn.Layer] = []
     for _, filters in spec.CONVS:

@@ -417,7 +417,6 @@ def test_mnist_cnn_example_says_how_to_get_missing_data(tiny, monkeypatch, capsy
     assert "XPNN_DATA" in err and NAMES[0] in err
 
 
-@pytest.mark.skipif(not hasattr(xpnn, "Conv2D"), reason="xpnn.Conv2D is not available yet")
 @pytest.mark.parametrize("fashion", [False, True], ids=["mnist", "fashion"])
 def test_mnist_cnn_example_runs_offline(tiny, server, monkeypatch, capsys, fashion):
     if fashion:
