@@ -58,6 +58,12 @@ class Window:
         return ((padded[0] - span[0]) // self.stride[0] + 1,
                 (padded[1] - span[1]) // self.stride[1] + 1)
 
+    def interior(self, height: int, width: int) -> tuple[slice, ...]:
+        """The index of the unpadded (height, width) input inside the padded (N, C, ·, ·)
+        array: where padding writes the input, and what folding crops back out."""
+        (top, _), (left, _) = self.padding
+        return (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
+
     def tap_regions(self, height: int, width: int) -> list[tuple[slice, ...]]:
         """One index per tap (p, q), in row-major order, selecting from the *padded*
         (N, C, ·, ·) array the pixel that tap reads in every window: an
@@ -238,17 +244,13 @@ class Backend(ABC):
         """
         xp = self.xp
         n, c, height, width = input_shape
-        (top, _), (left, _) = window.padding
-        padded_h, padded_w = window.padded_size(height, width)
-        total = xp.zeros((n, c, padded_h, padded_w), dtype=windows.dtype,
+        total = xp.zeros((n, c, *window.padded_size(height, width)), dtype=windows.dtype,
                          device=self.native_device)
         by_tap = xp.permute_dims(windows, (3, 4, 0, 5, 1, 2))  # (k_h, k_w, N, C, H_out, W_out)
         for index, region in enumerate(window.tap_regions(height, width)):
             p, q = divmod(index, window.size[1])
             total[region] = total[region] + by_tap[p, q, :, :, :, :]
-        if (padded_h, padded_w) == (height, width):
-            return total
-        return total[:, :, top:top + height, left:left + width]
+        return total[window.interior(height, width)]
 
     def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
                      window: Window) -> Any:
@@ -305,14 +307,12 @@ class Backend(ABC):
 
     def _pad(self, x: Any, window: Window, fill: float) -> Any:
         """``x`` (N, C, H, W) inside a border of ``fill`` given by ``window.padding``."""
-        (top, bottom), (left, right) = window.padding
-        if top == bottom == left == right == 0:
+        if window.padding == ((0, 0), (0, 0)):
             return x
-        xp = self.xp
         n, c, height, width = (int(size) for size in x.shape)
-        padded = xp.full((n, c, height + top + bottom, width + left + right), fill,
-                         dtype=x.dtype, device=self.native_device)
-        padded[:, :, top:top + height, left:left + width] = x
+        padded = self.xp.full((n, c, *window.padded_size(height, width)), fill,
+                              dtype=x.dtype, device=self.native_device)
+        padded[window.interior(height, width)] = x
         return padded
 
     def __repr__(self) -> str:

@@ -65,7 +65,6 @@ class Conv2D(Layer):
         self.weight_decay = (None if weight_decay is None
                              else checks.number("Conv2D", "weight_decay", weight_decay, 0))
         self._cache_rows: Array | None = None
-        self._cache_input_shape: tuple[int, int, int, int] | None = None
 
     def window_for(self, input_shape: Shape) -> windows.Window:
         """The sliding window on inputs of ``input_shape`` (C, H, W), padding resolved."""
@@ -108,7 +107,6 @@ class Conv2D(Layer):
         if self.bias is not None:
             z += self.bias.value  # z is a fresh array: add in place, no temporary
         self._cache_rows = rows
-        self._cache_input_shape = (batch, *self.input_shape)
         return xp.permute_dims(xp.reshape(z, (batch, out_h, out_w, self.filters)),
                                (0, 3, 1, 2))
 
@@ -129,7 +127,8 @@ class Conv2D(Layer):
             return None
         # dL/dx = fold(G Ŵᵀ), with Ŵᵀ as one (F, C) matrix per tap (p, q)
         taps = xp.permute_dims(self.kernel.value, (2, 3, 0, 1))
-        return self.backend.fold_product(grad_rows, taps, self._cache_input_shape, self.window)
+        input_shape = (int(grad_output.shape[0]), *self.input_shape)
+        return self.backend.fold_product(grad_rows, taps, input_shape, self.window)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
