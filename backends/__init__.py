@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from xpnn.device import Device
+from xpnn.backends.base import Device
 
 __all__ = ["BACKEND_NAMES", "backend_type_of"]
 

@@ -17,10 +17,45 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xpnn.device import Device
-
 #: Floating dtypes a model may use.
 FLOAT_DTYPES = ("float32", "float64")
+#: The kinds of device a backend can serve.
+DEVICE_TYPES = ("cpu", "cuda", "strict")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device: ``type`` is ``"cpu"``, ``"cuda"`` or ``"strict"``; ``index`` the ordinal."""
+
+    type: str
+    index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.type not in DEVICE_TYPES:
+            raise ValueError(f"unknown device type {self.type!r}; expected one of {DEVICE_TYPES}")
+        if self.index < 0 or (self.type != "cuda" and self.index != 0):
+            raise ValueError(f"device {self.type!r} has no ordinal {self.index}")
+
+    def __str__(self) -> str:
+        return f"cuda:{self.index}" if self.type == "cuda" else self.type
+
+    @classmethod
+    def parse(cls, spec: str | Device) -> Device:
+        """Parse ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"strict"`` (``"auto"`` is resolved
+        by :func:`get_device`, not here)."""
+        if isinstance(spec, Device):
+            return spec
+        if not isinstance(spec, str):
+            raise TypeError(f"a device is a string like 'cpu' or 'cuda:0', got {spec!r}")
+        text = spec.strip().lower()
+        kind, colon, ordinal = text.partition(":")
+        plain = not colon
+        numbered = kind == "cuda" and ordinal.isascii() and ordinal.isdigit()
+        if kind in DEVICE_TYPES and (plain or numbered):
+            return cls(kind, int(ordinal) if numbered else 0)
+        raise ValueError(
+            f"cannot parse device {spec!r}: expected 'cpu', 'cuda', 'cuda:N', 'strict' or 'auto'"
+        )
 
 
 @dataclass(frozen=True)

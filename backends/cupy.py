@@ -15,9 +15,8 @@ from typing import Any
 
 import numpy as np
 from xpnn.backends import strided
-from xpnn.backends.base import Backend, RandomGenerator, Window
+from xpnn.backends.base import Backend, Device, RandomGenerator, Window
 
-from xpnn.device import Device
 from xpnn.errors import DeviceUnavailableError
 
 _INSTALL_HINT = (

@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from xpnn.backends import strided
-from xpnn.backends.base import Backend, HostRandomGenerator, Window
-
-from xpnn.device import Device
+from xpnn.backends.base import Backend, Device, HostRandomGenerator, Window
 
 
 class NumpyBackend(Backend):

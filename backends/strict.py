@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from xpnn.backends.base import Backend, HostRandomGenerator
+from xpnn.backends.base import Backend, Device, HostRandomGenerator
 
-from xpnn.device import Device
 from xpnn.errors import DeviceUnavailableError
 
 
