@@ -171,11 +171,29 @@ class Backend(ABC):
     # -- transfers ---------------------------------------------------------------------------
     @abstractmethod
     def asarray(self, host_array: Any, dtype: str | None = None) -> Any:
-        """Copy a host (NumPy) array or Python sequence to this device.
+        """A host (NumPy) array or Python sequence on this device: a copy, except on the
+        NumPy backend, where an array of the right dtype and layout already *is* on the
+        device and is returned as it is (inputs, which layers never write into).
 
         ``dtype`` is a name such as ``"float32"``; the cast happens on the host, so one host
         array gives bit-identical device arrays on every backend.
         """
+
+    def to_device(self, host_array: Any, dtype: str | None = None) -> Any:
+        """Like :meth:`asarray`, but always a new array that shares no memory with
+        ``host_array``: for parameters and optimizer state, which are updated in place."""
+        return self.asarray(host_array, dtype)
+
+    def take_rows(self, data: Any, indices: np.ndarray | slice) -> Any:
+        """Rows ``indices`` (a host integer array, or a slice) of ``data`` (a host array or an
+        array of this device), as an array of this device: one mini-batch. Host rows are
+        copied to the device; a device array is gathered in place (all of it for
+        ``slice(None)``)."""
+        if isinstance(data, np.ndarray) and not self.owns(data):
+            return self.asarray(data[indices])
+        if isinstance(indices, slice):
+            return data if indices == slice(None) else data[indices, ...]
+        return self.xp.take(data, self.asarray(indices), axis=0)
 
     @abstractmethod
     def to_host(self, array: Any) -> np.ndarray:

@@ -31,6 +31,15 @@ class NumpyBackend(Backend):
         # this device, and layers never write into their inputs.
         return np.asarray(host_array, dtype=dtype, order="C")
 
+    def to_device(self, host_array: Any, dtype: str | None = None) -> np.ndarray:
+        """A new C-contiguous array (a copy even when ``host_array`` needs no cast)."""
+        return np.array(host_array, dtype=dtype, order="C", copy=True)
+
+    def take_rows(self, data: Any, indices: np.ndarray | slice) -> np.ndarray:
+        """Rows ``indices`` of a host array, contiguous (a copy for an index array; the data
+        itself for ``slice(None)``, which layers never write into)."""
+        return np.ascontiguousarray(data[indices])
+
     def to_host(self, array: Any) -> np.ndarray:
         """Copy a device array to a NumPy array.
 

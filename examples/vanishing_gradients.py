@@ -12,10 +12,10 @@
    and the validation MSE is drawn per epoch. The gated layers learn it; the SimpleRNN
    stays near the mean.
 2. **How far back does the gradient reach?** For 256 test sequences the loss (on the
-   prediction made from the last step) is backpropagated through time, and the recurrent
-   layer's ``state_gradients`` give dL/dh_t for every step t. Their mean norm is printed
-   and drawn (log scale) against the distance T − t from the loss, before and after
-   training. Each step back through a SimpleRNN multiplies the gradient by
+   prediction made from the last step) is backpropagated through time, and the context of
+   the recurrent layer's call holds ``state_gradients``, dL/dh_t for every step t. Their
+   mean norm is printed and drawn (log scale) against the distance T − t from the loss,
+   before and after training. Each step back through a SimpleRNN multiplies the gradient by
    Uᵀ diag(1 − h_t²); the LSTM's cell state and the GRU's update gate also pass it back
    through an elementwise gate (f, z) with no weight matrix. At initialisation the gated
    layers lose it fastest (their gates sit near 0.73 and 0.5 and multiply it at every
@@ -44,13 +44,16 @@ TOLERANCE = 0.04
 
 def gradient_norms(model: xpnn.Sequential, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Mean ‖dL/dh_t‖ over the batch (x, y), indexed by the distance T − t from the loss:
-    one forward and backward pass, read from the recurrent layer's ``state_gradients``."""
+    one forward and backward pass through the layers by hand, the recurrent layer's
+    ``state_gradients`` read from its call's context."""
     backend = model.backend
+    recurrent, dense = model.layers
     with backend.scope():
-        predictions = model(backend.asarray(x, model.dtype), training=True)
-        model.loss(predictions, backend.asarray(y, model.dtype))
-        model.backward(model.loss.backward())
-        grads = backend.to_host(model.layers[0].state_gradients)
+        hidden, recurrent_call = recurrent.apply(backend.asarray(x, model.dtype), training=True)
+        predictions, dense_call = dense.apply(hidden, training=True)
+        _, grad = model.loss.value_and_grad(predictions, backend.asarray(y, model.dtype))
+        recurrent.backward(recurrent_call, dense.backward(dense_call, grad))
+        grads = backend.to_host(recurrent_call.state_gradients)
     return np.linalg.norm(grads, axis=-1).mean(axis=0)[::-1]
 
 

@@ -68,11 +68,11 @@ def test_parity_with_reference(lane, name, dtype, rng):
         param.value = lane.asarray(value, dtype)
         params[short] = value
     x = x.astype(dtype).astype(np.float64)
-    y = layer(lane.asarray(x, dtype), training=True)
+    y, ctx = layer.apply(lane.asarray(x, dtype), training=True)
     lane.assert_close(y, forward_ref(x, params), dtype, what=f"{name} forward")
 
     g = rng.standard_normal(tuple(y.shape)).astype(dtype).astype(np.float64)
-    grad_input = layer.backward(lane.asarray(g, dtype))
+    grad_input = layer.backward(ctx, lane.asarray(g, dtype))
     expected_input, expected_params = backward_ref(x, params, g)
     lane.assert_close(grad_input, expected_input, dtype, what=f"{name} dL/dx")
     for param in layer.trainable_parameters():
@@ -110,8 +110,8 @@ def test_frozen_dense_computes_no_parameter_gradients(lane, rng):
     x = rng.standard_normal((4, 3))
     layer = _build(xpnn.Dense(2), lane, "float64", (3,))
     layer.trainable = False
-    layer(lane.asarray(x, "float64"), training=True)
-    grad_input = layer.backward(lane.asarray(np.ones((4, 2)), "float64"))
+    _, ctx = layer.apply(lane.asarray(x, "float64"), training=True)
+    grad_input = layer.backward(ctx, lane.asarray(np.ones((4, 2)), "float64"))
     assert all(p.grad is None for p in layer.parameters())
     kernel = lane.to_host(layer.kernel.value)
     lane.assert_close(grad_input, np.ones((4, 2)) @ kernel.T, "float64")
@@ -128,8 +128,8 @@ def test_layers_do_not_mutate_inputs_and_accept_non_contiguous_numpy(rng):
         layer = factory()
         layer.build((4,), BuildContext(backend, "float64", np.random.default_rng(0)))
         params = {p.name.split("/")[-1]: p.value for p in layer.parameters()}
-        y = layer(x, training=True)
-        layer.backward(np.ones_like(y))
+        y, ctx = layer.apply(x, training=True)
+        layer.backward(ctx, np.ones_like(y))
         np.testing.assert_allclose(y, forward_ref(np.ascontiguousarray(x), params), rtol=1e-12,
                                    err_msg=name)
         np.testing.assert_array_equal(base, before, err_msg=f"{name} mutated its input")
@@ -137,8 +137,8 @@ def test_layers_do_not_mutate_inputs_and_accept_non_contiguous_numpy(rng):
 
 def test_gradcheck_catches_a_wrong_backward(rng):
     class WrongTanh(xpnn.Tanh):
-        def backward(self, grad_output):
-            return grad_output * (1.0 - self._cache_output)  # missing the square
+        def backward(self, ctx, grad_output):
+            return grad_output * (1.0 - ctx.output)  # missing the square
 
     with pytest.raises(xpnn.GradcheckError, match=r"input\["):
         xpnn.gradcheck(WrongTanh(), rng.standard_normal((3, 2)))

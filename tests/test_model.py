@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -27,7 +28,8 @@ def _mlp(device="cpu", **kwargs):
 
 def test_summary_counts_parameters():
     dx, h, dy = 64, 32, 10
-    model = xpnn.Sequential([xpnn.Dense(h), xpnn.Tanh(), xpnn.Dense(dy)])
+    model = xpnn.Sequential([xpnn.Dense(h, name="hidden"), xpnn.Tanh(),
+                             xpnn.Dense(dy, name="scores")])
     model.build((dx,))
     lines = []
     text = model.summary(print_fn=lines.append)
@@ -35,19 +37,29 @@ def test_summary_counts_parameters():
     expected = (dx + 1) * h + (h + 1) * dy
     assert model.count_params() == expected
     assert f"Total params: {expected:,}" in text
-    assert "dense (Dense)" in text and "(None, 32)" in text and "dense_1 (Dense)" in text
+    assert "hidden (Dense)" in text and "(None, 32)" in text and "scores (Dense)" in text
     model.layers[0].trainable = False
     text = model.summary(print_fn=None)
     assert f"Trainable params: {(h + 1) * dy:,}" in text
     assert f"Non-trainable params: {(dx + 1) * h:,}" in text
 
 
-def test_layer_names_are_made_unique():
-    model = xpnn.Sequential([xpnn.Dense(2), xpnn.Dense(2), xpnn.Dense(2, name="dense")])
-    assert [layer.name for layer in model.layers] == ["dense", "dense_1", "dense_2"]
+def test_layer_names_are_unique_from_construction():
+    layers = [xpnn.Dense(2), xpnn.Dense(2), xpnn.Dense(2)]
+    names = [layer.name for layer in layers]
+    assert len(set(names)) == 3
+    assert all(re.fullmatch(r"dense(_\d+)?", name) for name in names)
+    model = xpnn.Sequential(layers)
     model.build((3,))
-    assert [p.name for p in model.parameters()][:2] == ["dense/kernel", "dense/bias"]
+    assert [p.name for p in model.parameters()][:2] == [f"{names[0]}/kernel",
+                                                         f"{names[0]}/bias"]
     assert len({p.name for p in model.parameters()}) == 6
+
+
+def test_two_layers_with_one_name_are_refused():
+    model = xpnn.Sequential([xpnn.Dense(2, name="twin"), xpnn.Dense(2, name="twin")])
+    with pytest.raises(xpnn.GraphError, match="two different layers named 'twin'"):
+        model.build((3,))
 
 
 def test_fit_returns_history_and_learns(lane):
@@ -107,12 +119,23 @@ def test_frozen_layer_is_not_updated_but_passes_gradients(lane):
     assert not np.array_equal(before[2], after[2])
 
 
-def test_first_layer_skips_the_input_gradient():
+def test_first_layer_skips_the_input_gradient(monkeypatch):
     model = _mlp()
     model.build((4,))
-    assert [layer.needs_input_grad for layer in model.layers] == [False, True, True]
+    asked = []
+    backward = xpnn.Dense.backward
+
+    def spy(self, ctx, grad_output):
+        asked.append((self.name, ctx.needs_input_grad))
+        result = backward(self, ctx, grad_output)
+        assert (result is None) == (not ctx.needs_input_grad[0])
+        return result
+
+    monkeypatch.setattr(xpnn.Dense, "backward", spy)
     x, y = _blobs()
     model.train_on_batch(x, y)
+    first, last = model.layers[0].name, model.layers[2].name
+    assert asked == [(last, (True,)), (first, (False,))]
     assert model.layers[0].kernel.grad is not None
 
 
@@ -128,7 +151,7 @@ def test_get_weights_are_copies_and_set_weights_round_trips():
     model.set_weights(saved)
     for got, original in zip(model.get_weights(), saved, strict=True):
         np.testing.assert_array_equal(got, original)
-    with pytest.raises(xpnn.ShapeError, match="dense/kernel"):
+    with pytest.raises(xpnn.ShapeError, match=model.layers[0].kernel.name):
         model.set_weights([np.zeros((5, 8)), *saved[1:]])
 
 
@@ -208,12 +231,21 @@ def test_float64_models():
         xpnn.Sequential(dtype="float16")
 
 
-def test_adding_after_build_or_sharing_layers_is_refused():
+def test_adding_after_build_is_refused_and_sharing_layers_keeps_their_weights():
     model = _mlp()
     model.build((4,))
     with pytest.raises(xpnn.NotReadyError, match="already built"):
         model.add(xpnn.Dense(2))
-    with pytest.raises(xpnn.NotReadyError, match="shared"):
-        xpnn.Sequential([model.layers[0]])
     with pytest.raises(TypeError, match="Layer"):
         xpnn.Sequential([lambda x: x])
+    hidden = model.layers[0]
+    with pytest.raises(xpnn.GraphError, match="already in model"):
+        xpnn.Sequential([hidden, hidden])
+    # a built layer joins another model of the same device and dtype, weights shared
+    twin = xpnn.Sequential([hidden, xpnn.Dense(1)])
+    twin.build((4,))
+    assert twin.parameters()[0] is hidden.kernel
+    with pytest.raises(xpnn.ShapeError, match=r"built for inputs of shape \(None, 4\)"):
+        xpnn.Sequential([hidden]).build((5,))
+    with pytest.raises(xpnn.GraphError, match="share layers only between models of one"):
+        xpnn.Sequential([hidden], dtype="float64").build((4,))

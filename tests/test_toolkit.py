@@ -48,11 +48,11 @@ def test_batchnorm_gradcheck(lane, rng, training, shape):
 def test_batchnorm_inference_uses_running_statistics(lane, rng, dtype):
     layer, gamma, beta, mean, var = _batchnorm_with_statistics(lane, rng, dtype)
     x = rng.standard_normal((6, 4)).astype(dtype).astype(np.float64)
-    y = layer(lane.asarray(x, dtype), training=False)
+    y, ctx = layer.apply(lane.asarray(x, dtype), training=False)
     expected = gamma * (x - mean) / np.sqrt(var + 1e-5) + beta
     lane.assert_close(y, expected, dtype, what="inference forward")
     g = rng.standard_normal((6, 4))
-    grad_input = layer.backward(lane.asarray(g, dtype))
+    grad_input = layer.backward(ctx, lane.asarray(g, dtype))
     lane.assert_close(grad_input, g * gamma / np.sqrt(var + 1e-5), dtype, what="inference dx")
     lane.assert_close(layer.gamma.grad, (g * (x - mean) / np.sqrt(var + 1e-5)).sum(0), dtype,
                       what="inference dgamma")
@@ -79,10 +79,10 @@ def test_a_frozen_batchnorm_runs_in_inference_mode(lane, rng):
     layer, gamma, beta, mean, var = _batchnorm_with_statistics(lane, rng)
     layer.trainable = False
     x = rng.standard_normal((6, 4))
-    y = layer(lane.asarray(x, "float64"), training=True)
+    y, ctx = layer.apply(lane.asarray(x, "float64"), training=True)
     lane.assert_close(y, gamma * (x - mean) / np.sqrt(var + 1e-5) + beta, "float64")
     lane.assert_close(layer.running_mean.value, mean, "float64")
-    layer.backward(lane.asarray(np.ones((6, 4)), "float64"))
+    layer.backward(ctx, lane.asarray(np.ones((6, 4)), "float64"))
     assert layer.gamma.grad is None and layer.trainable_parameters() == []
 
 
@@ -95,14 +95,14 @@ def test_batchnorm_training_output_is_normalised_per_feature(lane, rng):
 
 
 def test_batchnorm_statistics_are_non_trainable_parameters(rng):
-    model = xpnn.Sequential([xpnn.Dense(4), xpnn.BatchNorm(), xpnn.Dense(1)], seed=0)
+    model = xpnn.Sequential([xpnn.Dense(4, name="a"), xpnn.BatchNorm(name="bn"),
+                             xpnn.Dense(1, name="b")], seed=0)
     model.compile("mse", xpnn.SGD(0.1))
     model.build((3,))
     names = [p.name for p in model.trainable_parameters()]
-    assert names == ["dense/kernel", "dense/bias", "batch_norm/gamma", "batch_norm/beta",
-                     "dense_1/kernel", "dense_1/bias"]
+    assert names == ["a/kernel", "a/bias", "bn/gamma", "bn/beta", "b/kernel", "b/bias"]
     assert len(model.get_weights()) == 8  # the running statistics are saved with the weights
-    assert "batch_norm/running_mean" not in model.optimizer.state
+    assert "bn/running_mean" not in model.optimizer.state
     assert "Non-trainable params: 8" in model.summary(print_fn=None)
     x, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 1))
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
@@ -130,18 +130,20 @@ def test_dropout_statistics_and_scaling(lane):
 
 def test_dropout_backward_routes_through_the_same_mask(lane, rng):
     layer = _build(xpnn.Dropout(0.5), lane, "float64", (6,), noise_seed=1)
-    y = lane.to_host(layer(lane.asarray(np.ones((8, 6)), "float64"), training=True))
+    y, ctx = layer.apply(lane.asarray(np.ones((8, 6)), "float64"), training=True)
+    y = lane.to_host(y)
     g = rng.standard_normal((8, 6))
-    grad_input = layer.backward(lane.asarray(g, "float64"))
+    grad_input = layer.backward(ctx, lane.asarray(g, "float64"))
     lane.assert_close(grad_input, g * y, "float64")  # y = m / (1 − p) for x = 1
 
 
 def test_dropout_is_the_identity_at_inference(lane, rng):
     layer = _build(xpnn.Dropout(0.9), lane, "float32", (5,))
     x = rng.standard_normal((4, 5))
-    lane.assert_close(layer(lane.asarray(x, "float32")), x.astype(np.float32), "float32")
+    y, ctx = layer.apply(lane.asarray(x, "float32"))
+    lane.assert_close(y, x.astype(np.float32), "float32")
     g = rng.standard_normal((4, 5))
-    lane.assert_close(layer.backward(lane.asarray(g, "float32")), g.astype(np.float32),
+    lane.assert_close(layer.backward(ctx, lane.asarray(g, "float32")), g.astype(np.float32),
                       "float32")
 
 

@@ -97,12 +97,15 @@ def test_float32_stays_float32_through_training(lane, optimizer, layers):
     f32, boolean = lane.backend.dtype("float32"), lane.backend.dtype("bool")
     indices = tuple(lane.backend.dtype(name) for name in ("int8", "int64"))  # pooling winners
     seen: list[tuple[str, object]] = []
+    contexts: list[tuple[str, object]] = []
 
     def recording(layer, method):
         original = getattr(layer, method)
 
-        def run(*args, **kwargs):
-            out = original(*args, **kwargs)
+        def run(ctx, *args, **kwargs):
+            out = original(ctx, *args, **kwargs)
+            if method == "forward":
+                contexts.append((layer.name, ctx))
             if out is not None:
                 assert lane.backend.owns(out), (layer.name, method)
                 seen.append((f"{layer.name}.{method}", out.dtype))
@@ -116,10 +119,14 @@ def test_float32_stays_float32_through_training(lane, optimizer, layers):
     model.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=0)  # 40 steps
     assert len(seen) == 40 * (2 * len(model.layers) - 1)  # the first layer returns no dL/dx
     assert all(dtype == f32 for _, dtype in seen), [w for w, d in seen if d != f32]
-    for layer in model.layers:
-        for key, value in vars(layer).items():
-            if key.startswith("_cache") and hasattr(value, "dtype"):  # arrays, not flags
-                assert value.dtype in (f32, boolean, *indices), (layer.name, key, value.dtype)
+    kept = 0
+    for name, ctx in contexts:
+        for key, value in vars(ctx).items():
+            for array in value if isinstance(value, list | tuple) else [value]:
+                if hasattr(array, "dtype"):  # arrays, not flags
+                    kept += 1
+                    assert array.dtype in (f32, boolean, *indices), (name, key, array.dtype)
+    assert kept > 0
     for param in model.parameters():
         assert param.value.dtype == f32, param.name
         if param.trainable:

@@ -7,7 +7,13 @@ proves the two agree. Typical use::
     model = xpnn.Sequential([xpnn.Dense(64), xpnn.ReLU(), xpnn.Dense(10)], device="auto")
     model.compile(loss="softmax_crossentropy", optimizer=xpnn.Adam(1e-3), metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=10, batch_size=32)
-    probabilities = model.predict(x_test)
+    logits = model.predict(x_test)
+
+or, as a graph of layer calls (branches, residual connections, shared layers)::
+
+    x = xpnn.Input((64,))
+    h = xpnn.ReLU()(xpnn.Dense(64)(x))
+    model = xpnn.Model(x, xpnn.Dense(10)(xpnn.Add()([x, h])))
 """
 
 from xpnn import (
@@ -21,6 +27,7 @@ from xpnn import (
     optimizers,
     schedules,
 )
+from xpnn._version import __version__
 from xpnn.callbacks import (
     Callback,
     EarlyStopping,
@@ -28,7 +35,6 @@ from xpnn.callbacks import (
     ModelCheckpoint,
     TerminateOnNaN,
 )
-from xpnn.checkpoint import load
 from xpnn.device import Device, device, get_backend, get_device, set_device
 from xpnn.errors import (
     DatasetUnavailableError,
@@ -37,6 +43,7 @@ from xpnn.errors import (
     DTypeError,
     FileFormatError,
     GradcheckError,
+    GraphError,
     LabelError,
     NonFiniteError,
     NotReadyError,
@@ -44,12 +51,17 @@ from xpnn.errors import (
     XpnnError,
 )
 from xpnn.gradcheck import GradcheckResult, gradcheck
+from xpnn.graph import Context, Input, SymbolicTensor
+from xpnn.history import History
 from xpnn.layers import (
     GRU,
     LSTM,
+    Add,
+    Average,
     AvgPool2D,
     BatchNorm,
     BatchNorm2D,
+    Concatenate,
     Conv2D,
     Dense,
     Dropout,
@@ -59,11 +71,13 @@ from xpnn.layers import (
     Layer,
     LeakyReLU,
     MaxPool2D,
+    Multiply,
     Parameter,
     ReLU,
     Sigmoid,
     SimpleRNN,
     Softmax,
+    Subtract,
     Tanh,
     TimeDistributed,
 )
@@ -75,11 +89,9 @@ from xpnn.losses import (
     SoftmaxCrossEntropy,
 )
 from xpnn.lr_finder import LRFinderResult, lr_find
-from xpnn.model import History, Sequential
+from xpnn.model import Model, Sequential, load
 from xpnn.optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from xpnn.schedules import CosineDecay, ExponentialDecay, StepDecay
-
-__version__ = "0.1.0"
 
 __all__ = [
     "GRU",
@@ -88,6 +100,8 @@ __all__ = [
     "AdaGrad",
     "Adam",
     "AdamW",
+    "Add",
+    "Average",
     "AvgPool2D",
     "BatchNorm",
     "BatchNorm2D",
@@ -95,6 +109,8 @@ __all__ = [
     "BinaryCrossEntropyWithLogits",
     "Callback",
     "CategoricalCrossEntropy",
+    "Concatenate",
+    "Context",
     "Conv2D",
     "CosineDecay",
     "DTypeError",
@@ -112,7 +128,9 @@ __all__ = [
     "GlobalAveragePool2D",
     "GradcheckError",
     "GradcheckResult",
+    "GraphError",
     "History",
+    "Input",
     "LRFinderResult",
     "LabelError",
     "Layer",
@@ -120,8 +138,10 @@ __all__ = [
     "LearningRateScheduler",
     "MaxPool2D",
     "MeanSquaredError",
+    "Model",
     "ModelCheckpoint",
     "Momentum",
+    "Multiply",
     "Nesterov",
     "NonFiniteError",
     "NotReadyError",
@@ -135,6 +155,8 @@ __all__ = [
     "Softmax",
     "SoftmaxCrossEntropy",
     "StepDecay",
+    "Subtract",
+    "SymbolicTensor",
     "Tanh",
     "TerminateOnNaN",
     "TimeDistributed",

@@ -14,13 +14,10 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xpnn import checks
 from xpnn.schedules import Schedule
-
-if TYPE_CHECKING:
-    from xpnn.model import Sequential
 
 Logs = dict[str, float]
 
@@ -32,9 +29,10 @@ class Callback:
     wants_batch_loss = False
 
     def __init__(self) -> None:
-        self.model: Sequential | None = None
+        #: The :class:`~xpnn.Model` being trained (set by ``fit``).
+        self.model: Any = None
 
-    def set_model(self, model: Sequential) -> None:
+    def set_model(self, model: Any) -> None:
         """Attach the model being trained."""
         self.model = model
 
@@ -61,7 +59,7 @@ class Callback:
 class CallbackList(Callback):
     """Several callbacks called in order, as one."""
 
-    def __init__(self, callbacks: Iterable[Callback] | None, model: Sequential) -> None:
+    def __init__(self, callbacks: Iterable[Callback] | None, model: Any) -> None:
         super().__init__()
         self.callbacks = list(callbacks or ())
         for callback in self.callbacks:

@@ -53,3 +53,9 @@ class FileFormatError(XpnnError, ValueError):
 class DatasetUnavailableError(XpnnError, OSError):
     """A dataset is neither in the cache nor downloadable (no network, an HTTP error, a
     truncated download or a wrong checksum); the message says why and how to get the files."""
+
+
+class GraphError(XpnnError, ValueError):
+    """A graph model cannot be built as asked: an input that is never used, an output that
+    depends on an Input not given to the model, two layers with one name, a cycle, or a
+    layer called on a mix of symbolic tensors and arrays."""

@@ -58,3 +58,48 @@ def one_hot(xp: Any, labels: Array, num_classes: int, dtype: Any) -> Array:
     """Rows e_{label}: an (N, C) array of ``dtype`` from N integer labels."""
     classes = xp.arange(num_classes, dtype=labels.dtype, device=labels.device)
     return xp.astype(xp.expand_dims(labels, axis=-1) == classes, dtype)
+
+
+def tanh(xp: Any, x: Array) -> Array:
+    """tanh(x)."""
+    return xp.tanh(x)
+
+
+def relu(xp: Any, x: Array) -> Array:
+    """max(x, 0)."""
+    return xp.maximum(x, 0.0)
+
+
+def identity(xp: Any, x: Array) -> Array:
+    """x."""
+    return x
+
+
+def tanh_slope(xp: Any, y: Array) -> Array:
+    """tanh'(x) = 1 − y² with y = tanh(x)."""
+    return 1.0 - y * y
+
+
+def sigmoid_slope(xp: Any, y: Array) -> Array:
+    """σ'(x) = y (1 − y) with y = σ(x)."""
+    return y * (1.0 - y)
+
+
+def relu_slope(xp: Any, y: Array) -> Array:
+    """relu'(x) = [x > 0] = [y > 0] with y = max(x, 0) (0 at x = 0)."""
+    return xp.astype(y > 0, y.dtype)
+
+
+def identity_slope(xp: Any, y: Array) -> Array:
+    """1."""
+    return xp.ones_like(y)
+
+
+#: Elementwise activations whose derivative is a function of their output y = φ(x):
+#: name -> (φ, φ' written through y).
+ACTIVATIONS = {
+    "tanh": (tanh, tanh_slope),
+    "sigmoid": (sigmoid, sigmoid_slope),
+    "relu": (relu, relu_slope),
+    "linear": (identity, identity_slope),
+}

@@ -1,9 +1,12 @@
 """Losses: a scalar L(ŷ, y) averaged over the batch, and its gradient dL/dŷ.
 
-A loss is called as ``loss(y_pred, y_true)`` and returns a 0-d array on the device; then
-``loss.backward()`` returns dL/dy_pred for that call. Rows are the entries of every axis but
-the last (the batch, or batch × time); M below is the number of rows, K the size of the last
-axis. Each docstring states the formula, the reduction and the returned gradient.
+``loss(y_pred, y_true)`` returns the value, a 0-d array on the device;
+``loss.value_and_grad(y_pred, y_true)`` returns it with dL/dy_pred. Like a layer, a loss
+writes ``forward(ctx, y_pred, y_true)``, which keeps on the call's context what
+``backward(ctx)`` needs, so one loss object can serve several calls (several outputs of a
+model). Rows are the entries of every axis but the last (the batch, or batch × time); M below
+is the number of rows, K the size of the last axis. Each docstring states the formula, the
+reduction and the returned gradient.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from xpnn import functional as fn
 from xpnn.config import Configurable
 from xpnn.errors import DTypeError, LabelError, ShapeError
 from xpnn.functional import namespace
+from xpnn.graph import Context
 
 Array = Any
 
@@ -23,23 +27,30 @@ PROBABILITY_EPSILON = 1e-7
 
 
 class Loss(Configurable):
-    """Base class: ``__call__`` checks shapes and runs ``forward``; ``backward`` follows."""
+    """Base class: subclasses write ``forward(ctx, y_pred, y_true)`` and ``backward(ctx)``."""
 
     name = "loss"
     #: Whether integer class labels (shape of y_pred without its last axis) are accepted.
     accepts_class_labels = False
 
     def __call__(self, y_pred: Array, y_true: Array) -> Array:
-        """Check ``y_true`` against ``y_pred`` (shapes only), then return ``forward``."""
+        """Check ``y_true`` against ``y_pred`` (shapes only), then return the loss value."""
         self.check_shapes(tuple(y_pred.shape), y_true)
-        return self.forward(y_pred, y_true)
+        return self.forward(Context(), y_pred, y_true)
 
-    def forward(self, y_pred: Array, y_true: Array) -> Array:
-        """The loss value, a 0-d array."""
+    def value_and_grad(self, y_pred: Array, y_true: Array) -> tuple[Array, Array]:
+        """Check the shapes, then return the loss value and dL/dy_pred."""
+        self.check_shapes(tuple(y_pred.shape), y_true)
+        ctx = Context()
+        value = self.forward(ctx, y_pred, y_true)
+        return value, self.backward(ctx)
+
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
+        """The loss value, a 0-d array; keeps on ``ctx`` what ``backward`` needs."""
         raise NotImplementedError
 
-    def backward(self) -> Array:
-        """dL/dy_pred for the last ``forward``."""
+    def backward(self, ctx: Context) -> Array:
+        """dL/dy_pred for the call ``ctx``."""
         raise NotImplementedError
 
     # -- checks ------------------------------------------------------------------------------
@@ -126,14 +137,14 @@ class MeanSquaredError(Loss):
 
     name = "mean_squared_error"
 
-    def forward(self, y_pred: Array, y_true: Array) -> Array:
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = Σ (ŷ − y)² / (2·size)."""
-        self._cache_diff = y_pred - y_true
-        return namespace(y_pred).sum(self._cache_diff * self._cache_diff) / (2.0 * y_pred.size)
+        ctx.diff = y_pred - y_true
+        return namespace(y_pred).sum(ctx.diff * ctx.diff) / (2.0 * y_pred.size)
 
-    def backward(self) -> Array:
+    def backward(self, ctx: Context) -> Array:
         """dL/dŷ = (ŷ − y) / size."""
-        return self._cache_diff / float(self._cache_diff.size)
+        return ctx.diff / float(ctx.diff.size)
 
 
 class BinaryCrossEntropy(Loss):
@@ -149,18 +160,18 @@ class BinaryCrossEntropy(Loss):
     def __init__(self, epsilon: float = PROBABILITY_EPSILON) -> None:
         self.epsilon = float(epsilon)
 
-    def forward(self, y_pred: Array, y_true: Array) -> Array:
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = −mean(y log p̃ + (1 − y) log(1 − p̃))."""
         xp = namespace(y_pred)
         clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
-        self._cache = (y_pred, clipped, y_true)
+        ctx.saved = (y_pred, clipped, y_true)
         log_terms = y_true * xp.log(clipped) + (1.0 - y_true) * xp.log(1.0 - clipped)
         return -xp.sum(log_terms) / float(y_pred.size)
 
-    def backward(self) -> Array:
+    def backward(self, ctx: Context) -> Array:
         """dL/dp = (p̃ − y) / (p̃ (1 − p̃) · size), zero where p was clipped."""
-        xp = namespace(self._cache[0])
-        y_pred, clipped, y_true = self._cache
+        xp = namespace(ctx.saved[0])
+        y_pred, clipped, y_true = ctx.saved
         grad = (clipped - y_true) / (clipped * (1.0 - clipped) * float(y_pred.size))
         return xp.where(clipped == y_pred, grad, 0.0)
 
@@ -190,16 +201,16 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     name = "binary_crossentropy_with_logits"
 
-    def forward(self, y_pred: Array, y_true: Array) -> Array:
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = mean(max(z, 0) − z y + log(1 + e^{−|z|}))."""
         xp = namespace(y_pred)
-        self._cache = (y_pred, y_true)
+        ctx.saved = (y_pred, y_true)
         terms = xp.maximum(y_pred, 0.0) - y_pred * y_true + fn.softplus_neg_abs(xp, y_pred)
         return xp.sum(terms) / float(y_pred.size)
 
-    def backward(self) -> Array:
+    def backward(self, ctx: Context) -> Array:
         """dL/dz = (σ(z) − y) / size."""
-        logits, y_true = self._cache
+        logits, y_true = ctx.saved
         return (fn.sigmoid(namespace(logits), logits) - y_true) / float(logits.size)
 
     def check_target_values(self, xp: Any, y_true: Array) -> None:
@@ -248,18 +259,18 @@ class CategoricalCrossEntropy(_ClassificationLoss):
     def __init__(self, epsilon: float = PROBABILITY_EPSILON) -> None:
         self.epsilon = float(epsilon)
 
-    def forward(self, y_pred: Array, y_true: Array) -> Array:
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = −Σ y log p̃ / M."""
         xp = namespace(y_pred)
         target = self._target_rows(xp, y_pred, y_true)
         clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
         rows = _num_rows(tuple(y_pred.shape))
-        self._cache = (y_pred, clipped, target, rows)
+        ctx.saved = (y_pred, clipped, target, rows)
         return -xp.sum(target * xp.log(clipped)) / float(rows)
 
-    def backward(self) -> Array:
+    def backward(self, ctx: Context) -> Array:
         """dL/dp = −y / (M p̃), zero where p was clipped."""
-        y_pred, clipped, target, rows = self._cache
+        y_pred, clipped, target, rows = ctx.saved
         xp = namespace(y_pred)
         return xp.where(clipped == y_pred, -target / (clipped * float(rows)), 0.0)
 
@@ -289,7 +300,7 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
                              checks.integer("SoftmaxCrossEntropy", "ignore_index",
                                             ignore_index, -(2**63)))
 
-    def forward(self, y_pred: Array, y_true: Array) -> Array:
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = −Σ y log_softmax(z) / M (M: the rows not ignored)."""
         xp = namespace(y_pred)
         log_probs = fn.log_softmax(xp, y_pred, axis=-1)
@@ -298,16 +309,16 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
             target = (fn.one_hot(xp, y_true, y_pred.shape[-1], y_pred.dtype)
                       * xp.expand_dims(xp.astype(kept, y_pred.dtype), axis=-1))
             rows = xp.clip(xp.sum(xp.astype(kept, y_pred.dtype)), min=1.0)
-            self._cache = (log_probs, target, rows, kept)
+            ctx.saved = (log_probs, target, rows, kept)
             return -xp.sum(target * log_probs) / rows
         target = self._target_rows(xp, y_pred, y_true)
         rows = float(_num_rows(tuple(y_pred.shape)))
-        self._cache = (log_probs, target, rows, None)
+        ctx.saved = (log_probs, target, rows, None)
         return -xp.sum(target * log_probs) / rows
 
-    def backward(self) -> Array:
+    def backward(self, ctx: Context) -> Array:
         """dL/dz = (softmax(z) − y) / M, and 0 on ignored rows."""
-        log_probs, target, rows, kept = self._cache
+        log_probs, target, rows, kept = ctx.saved
         xp = namespace(log_probs)
         grad = (xp.exp(log_probs) - target) / rows
         return grad if kept is None else xp.where(xp.expand_dims(kept, axis=-1), grad, 0.0)

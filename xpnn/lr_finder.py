@@ -20,7 +20,7 @@ from xpnn.callbacks import Callback, Logs
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from xpnn.model import Sequential
+    from xpnn.model import Model
 
 
 @dataclass
@@ -75,7 +75,7 @@ class _RangeTest(Callback):
 
 
 def lr_find(
-    model: Sequential,
+    model: Model,
     x: Any,
     y: Any,
     *,
@@ -94,7 +94,7 @@ def lr_find(
     until the smoothed loss exceeds ``divergence`` times its minimum. ``smoothing`` is the
     decay of the moving average of the loss.
     """
-    if model.loss is None or model.optimizer is None:
+    if not model.output_losses or model.optimizer is None:
         raise ValueError(f"lr_find: compile model '{model.name}' first (it needs the loss and "
                          "the kind of optimizer)")
     if not 0 < start_rate < end_rate < math.inf:
@@ -105,7 +105,7 @@ def lr_find(
     rates = [start_rate * (end_rate / start_rate) ** (i / (steps - 1)) for i in range(steps)]
     optimizer = type(model.optimizer)(**model.optimizer.get_config())
     twin = model.clone()
-    twin.compile(loss=model.loss, optimizer=optimizer)
+    twin.compile(loss=model.loss, optimizer=optimizer, loss_weights=model.loss_weights)
     sweep = _RangeTest(rates, smoothing, divergence)
     num_samples = int(x.shape[0]) if hasattr(x, "shape") else len(x)
     epochs = math.ceil(steps / math.ceil(num_samples / batch_size))

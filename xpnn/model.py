@@ -1,128 +1,149 @@
-"""``Sequential``: a stack of layers with Keras-style ``compile`` / ``fit`` / ``evaluate`` /
-``predict``.
+"""Models: a network's structure — its layers, the graph of their calls, its device, dtype,
+seed and parameters — and what is done to the whole (compile, move, copy, save, describe).
 
-Data crosses the host/device line only here: NumPy inputs are checked once, cast once to the
-model's dtype on the host, and moved to the device batch by batch; device arrays of the model's
-backend stay where they are. Inside a training step nothing returns to the host; the loss and
-metrics are accumulated on the device and read when the progress bar is redrawn and at the end
-of each epoch.
+- ``Model(inputs, outputs)`` is any graph of layer calls (the functional API): branches,
+  residual connections, layers shared by several calls, several inputs and outputs::
+
+      x = xpnn.Input((64,))
+      h = xpnn.Dense(64, name="hidden")(x)
+      y = xpnn.Dense(10)(xpnn.Add()([x, xpnn.ReLU()(h)]))
+      model = xpnn.Model(x, y)
+
+- ``Sequential([...])`` is the chain of its layers, a ``Model`` whose graph it builds for
+  you from the input shape (given to ``build`` or read from the first data).
+
+The training and inference verbs (``fit``, ``evaluate``, ``predict``, ...) are
+:class:`~xpnn.training.Trainer`'s; the file contents are :mod:`xpnn.checkpoint`'s.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from xpnn import callbacks as callbacks_module
 from xpnn import checkpoint as checkpoint_module
-from xpnn import checks
 from xpnn import config as config_module
 from xpnn import losses as losses_module
 from xpnn import metrics as metrics_module
 from xpnn import optimizers as optimizers_module
 from xpnn.backends.base import FLOAT_DTYPES, Backend
-from xpnn.data import batch_indices
+from xpnn.checkpoint import Snapshot
 from xpnn.device import DeviceLike, get_backend
-from xpnn.errors import DeviceError, DTypeError, NonFiniteError, NotReadyError, ShapeError
-from xpnn.functional import namespace
-from xpnn.layers.base import BuildContext, Layer, Parameter, _describe_array
-from xpnn.progress import ProgressBar
+from xpnn.errors import (
+    DeviceError,
+    DTypeError,
+    FileFormatError,
+    GraphError,
+    NotReadyError,
+    ShapeError,
+)
+from xpnn.graph import Graph, Input, SymbolicTensor
+from xpnn.history import History, TrainingPosition
+from xpnn.inputs import INTEGER_DTYPES, InputSpec, OutputSpec, as_array, by_position
+from xpnn.layers.base import BuildContext, Layer, Parameter, batch_shape, describe_array
+from xpnn.names import unique_name
+from xpnn.saving import PathLike
+from xpnn.training import Trainer
 
 Array = Any
 
 
-class History:
-    """What ``fit`` returns: ``history[key]`` is the list of per-epoch values of ``key``
-    (``loss``, each metric, ``learning_rate``, and ``val_`` versions with validation data).
+class Model(Trainer):
+    """A graph of layer calls from ``inputs`` to ``outputs`` on one device.
 
-    ``logs[i]`` is the dict of epoch ``epoch[i]``; entries that callbacks add to it at the end
-    of the epoch appear in ``history`` too. An epoch whose loss was not finite has no ``val_``
-    values, so those lists can be shorter (such an epoch always ends training).
+    ``inputs`` and ``outputs`` are symbolic tensors (one, or a list): :func:`xpnn.Input` and
+    the results of calling layers on them. A model with a list of inputs takes a list of
+    arrays (or a dict keyed by input name) in ``fit``/``predict``; with a list of outputs it
+    takes one loss per output and ``predict`` returns a list. ``device`` is resolved when the
+    model is created (see :mod:`xpnn.device`); ``dtype`` is ``"float32"`` (default) or
+    ``"float64"``; ``seed`` makes the initial weights reproducible, bit for bit on every
+    device. The layers are built here, in the order they were called.
     """
 
-    def __init__(self) -> None:
-        self.epoch: list[int] = []
-        self.logs: list[dict[str, float]] = []
+    def __init__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor],
+                 outputs: SymbolicTensor | Sequence[SymbolicTensor], *,
+                 name: str | None = None, device: DeviceLike | None = None,
+                 dtype: str = "float32", seed: int | None = None) -> None:
+        self._setup(name or unique_name("model"), device, dtype, seed)
+        self._single_input = not isinstance(inputs, list | tuple)
+        self._single_output = not isinstance(outputs, list | tuple)
+        self._attach(Graph(_as_list(inputs), _as_list(outputs), self.name))
 
-    def record(self, epoch: int, logs: dict[str, float]) -> None:
-        """Append one epoch's logs (kept by reference)."""
-        self.epoch.append(epoch)
-        self.logs.append(logs)
-
-    @property
-    def history(self) -> dict[str, list[float]]:
-        """Every key's values, epoch by epoch, in order of first appearance."""
-        values: dict[str, list[float]] = {}
-        for logs in self.logs:
-            for key, value in logs.items():
-                values.setdefault(key, []).append(value)
-        return values
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
-
-    def __repr__(self) -> str:
-        keys = ", ".join(self.history)
-        return f"History({len(self.epoch)} epochs: {keys})"
-
-
-class Sequential:
-    """A linear stack of layers on one device.
-
-    ``device`` is resolved when the model is created (see :mod:`xpnn.device`); ``dtype`` is
-    ``"float32"`` (default) or ``"float64"``; ``seed`` makes the initial weights reproducible,
-    bit for bit on every device.
-    """
-
-    def __init__(
-        self,
-        layers: Iterable[Layer] | None = None,
-        *,
-        device: DeviceLike | None = None,
-        dtype: str = "float32",
-        seed: int | None = None,
-        name: str = "sequential",
-    ) -> None:
+    def _setup(self, name: str, device: DeviceLike | None, dtype: str,
+               seed: int | None) -> None:
+        """The state every model has before it has a graph."""
         if dtype not in FLOAT_DTYPES:
             raise DTypeError(f"model dtype must be one of {FLOAT_DTYPES}, got {dtype!r}")
         self.backend: Backend = get_backend(device)
         self.dtype = dtype
         self.seed = seed
         self.name = name
+        self.graph: Graph | None = None
         self.layers: list[Layer] = []
-        self.input_shape: tuple[int, ...] | None = None
-        self.loss: losses_module.Loss | None = None
+        self.loss: Any = None
         self.optimizer: optimizers_module.Optimizer | None = None
-        self.metrics: list[metrics_module.Metric] = []
+        self.output_losses: list[losses_module.Loss] = []
+        self.loss_weights: list[float] = []
+        self.output_metrics: list[list[metrics_module.Metric]] = []
         #: Set by a callback to end ``fit`` after the current batch.
         self.stop_training = False
-        # where the last (or current) fit is, and its History: what checkpoints record
-        self._fit_position: checkpoint_module.TrainingPosition | None = None
+        self._fit_position: TrainingPosition | None = None
         self._fit_history: History | None = None
-        for layer in layers or ():
-            self.add(layer)
 
-    # -- structure ---------------------------------------------------------------------------
-    def add(self, layer: Layer) -> None:
-        """Append a layer (before the model is built); its name is made unique."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add takes a Layer, got {type(layer).__name__}")
-        if self.built:
-            raise NotReadyError(f"model '{self.name}' is already built; add layers before "
-                                "building, fitting or predicting")
-        if layer.built:
-            raise NotReadyError(f"layer '{layer.name}' is already built (layers cannot be "
-                                "shared between models)")
-        taken = {existing.name for existing in self.layers}
-        base, suffix = layer.name, 1
-        while layer.name in taken:
-            layer.name = f"{base}_{suffix}"
-            suffix += 1
-        self.layers.append(layer)
+    def _attach(self, graph: Graph) -> None:
+        """Take ``graph`` as the model's structure and build its layers in call order."""
+        self.graph = graph
+        self.layers = list(graph.layers)
+        self.input_specs = [InputSpec(t.name, t.shape, self._input_dtype(t))
+                            for t in graph.inputs]
+        self.output_specs = [OutputSpec(t.name, t.shape) for t in graph.outputs]
+        rng = np.random.default_rng(self.seed)
+        for index, layer in enumerate(self.layers):
+            first = next(node for node in graph.nodes if node.layer is layer)
+            if layer.built:
+                self._check_shared_layer(layer)
+                continue
+            consumers = {id(n.layer): n.layer for n in graph.nodes
+                         if any(t in first.outputs for t in n.inputs)}
+            following = next(iter(consumers.values())) if len(consumers) == 1 else None
+            noise_seed = (None if self.seed is None else
+                          int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))
+            shape = first.input_structure([t.shape for t in first.inputs])
+            layer.build(shape, BuildContext(self.backend, self.dtype, rng, following,
+                                            noise_seed))
+        if self.optimizer is not None:
+            self.optimizer.build(self.parameters(), self.backend)
 
+    def _input_dtype(self, tensor: SymbolicTensor) -> str:
+        """The dtype an input's arrays are cast to: its own, else integer ids when every
+        layer reading it takes ids, else the model's float dtype."""
+        if tensor.dtype is not None:
+            if tensor.dtype not in INTEGER_DTYPES and tensor.dtype != self.dtype:
+                raise DTypeError(f"model '{self.name}' is {self.dtype} but its input "
+                                 f"'{tensor.name}' is declared {tensor.dtype}")
+            return tensor.dtype
+        readers = [node.layer for node in self.graph.nodes
+                   if any(t is tensor for t in node.inputs)]
+        takes_ids = [layer.integer_input for layer in readers]
+        if all(takes_ids):
+            return "int64"
+        if any(takes_ids):
+            raise GraphError(f"model '{self.name}': input '{tensor.name}' feeds layers that "
+                             "take token ids and layers that take floats; give it a dtype")
+        return self.dtype
+
+    def _check_shared_layer(self, layer: Layer) -> None:
+        """A layer built elsewhere (shared with another model) must live on this model's
+        device in its dtype."""
+        if layer.backend is not self.backend or layer.dtype_name != self.dtype:
+            raise GraphError(f"layer '{layer.name}' is already built on {layer.backend.device} "
+                             f"in {layer.dtype_name}, but model '{self.name}' is on "
+                             f"{self.device} in {self.dtype}: share layers only between "
+                             "models of one device and dtype")
+
+    # -- structure -----------------------------------------------------------------------------
     @property
     def device(self) -> Any:
         """The model's :class:`~xpnn.device.Device`."""
@@ -130,53 +151,102 @@ class Sequential:
 
     @property
     def built(self) -> bool:
-        """Whether the layers have been built (by ``build`` or the first data seen)."""
-        return self.input_shape is not None
+        """Whether the layers have been built (a ``Model`` always is; a ``Sequential`` by
+        ``build`` or the first data seen)."""
+        return self.graph is not None
 
     @property
-    def output_shape(self) -> tuple[int, ...]:
-        """The output shape without the batch axis."""
+    def inputs(self) -> list[SymbolicTensor]:
+        """The symbolic input tensors."""
         self._require_built()
-        return self.layers[-1].output_shape
+        return list(self.graph.inputs)
 
-    def build(self, input_shape: Sequence[int]) -> None:
-        """Build every layer for inputs of ``input_shape`` (no batch axis)."""
-        if not self.layers:
-            raise NotReadyError(f"model '{self.name}' has no layers")
-        shape = tuple(input_shape)
-        if not shape or not all(isinstance(n, int | np.integer) and n > 0 for n in shape):
-            raise ShapeError(f"model '{self.name}': input_shape must be positive integers "
-                             f"without the batch axis, e.g. (64,), received {input_shape!r}")
-        rng = np.random.default_rng(self.seed)
-        for index, layer in enumerate(self.layers):
-            layer.needs_input_grad = index > 0
-            following = self.layers[index + 1] if index + 1 < len(self.layers) else None
-            noise_seed = (None if self.seed is None else
-                          int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))
-            layer.build(shape, BuildContext(self.backend, self.dtype, rng, following,
-                                            noise_seed))
-            shape = layer.output_shape
-        self.input_shape = tuple(int(n) for n in input_shape)
-        if self.optimizer is not None:
-            self.optimizer.build(self.parameters(), self.backend)
+    @property
+    def outputs(self) -> list[SymbolicTensor]:
+        """The symbolic output tensors."""
+        self._require_built()
+        return list(self.graph.outputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The inputs' names: the keys of a dict of inputs."""
+        self._require_built()
+        return [spec.name for spec in self.input_specs]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The outputs' names: the keys of a dict of targets, and of per-output losses and
+        metrics in the logs (``<name>_loss``)."""
+        self._require_built()
+        return [spec.name for spec in self.output_specs]
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | list[tuple[int, ...]] | None:
+        """The input shape without the batch axis (a list with several inputs; None before
+        a Sequential is built)."""
+        if not self.built:
+            return None
+        shapes = [spec.shape for spec in self.input_specs]
+        return shapes[0] if self._single_input else shapes
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | list[tuple[int, ...]]:
+        """The output shape without the batch axis (a list with several outputs)."""
+        self._require_built()
+        shapes = [spec.shape for spec in self.output_specs]
+        return shapes[0] if self._single_output else shapes
+
+    def get_layer(self, name: str) -> Layer:
+        """The layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"model '{self.name}' has no layer '{name}'; its layers are "
+                       f"{[layer.name for layer in self.layers]}")
 
     def compile(
         self,
-        loss: str | losses_module.Loss,
+        loss: Any,
         optimizer: str | optimizers_module.Optimizer = "adam",
-        metrics: Sequence[str | metrics_module.Metric] = (),
+        metrics: Any = (),
+        loss_weights: Sequence[float] | dict[str, float] | None = None,
     ) -> None:
-        """Choose the loss, the optimizer and the metrics reported by fit / evaluate."""
-        self.loss = losses_module.get(loss)
+        """Choose the loss, the optimizer and the metrics reported by fit / evaluate.
+
+        With several outputs, ``loss`` is one loss for every output, a list (one per output,
+        in order) or a dict keyed by output name; the training loss is Σ_k w_k L_k with the
+        ``loss_weights`` w_k (default 1). ``metrics`` is a list applied to every output, or a
+        dict (or a list of lists) per output; their logs are named ``<output>_<metric>``.
+        """
+        count = self._output_count()
+        names = self.output_names if self.built else [self.layers[-1].name]
+        losses = [losses_module.get(spec)
+                  for spec in _per_output(loss, names, count, "loss", self.name)]
+        weights = (list(map(float, _per_output(loss_weights, names, count, "loss_weights",
+                                               self.name, broadcast=False)))
+                   if loss_weights is not None else [1.0] * count)
+        metric_specs = _metrics_per_output(metrics, names, count, self.name)
+        self.output_losses, self.loss_weights = losses, weights
+        self.loss = losses[0] if count == 1 else list(losses)
         self.optimizer = optimizers_module.get(optimizer)
-        self.metrics = [metrics_module.get(spec, self.loss) for spec in metrics]
+        self.output_metrics = [
+            [_fresh(metrics_module.get(spec, losses[k]), k) for spec in specs]
+            for k, specs in enumerate(metric_specs)]
         if self.built:
             self.optimizer.build(self.parameters(), self.backend)
         self.stop_training = False
 
+    def _output_count(self) -> int:
+        return len(self.output_specs) if self.built else 1
+
+    @property
+    def metrics(self) -> list[metrics_module.Metric]:
+        """Every compiled metric, output by output."""
+        return [metric for metrics in self.output_metrics for metric in metrics]
+
     # -- parameters --------------------------------------------------------------------------
     def parameters(self) -> list[Parameter]:
-        """All parameters, layer by layer."""
+        """All parameters, layer by layer (a shared layer's once)."""
         return [p for layer in self.layers for p in layer.parameters()]
 
     def trainable_parameters(self) -> list[Parameter]:
@@ -203,59 +273,178 @@ class Sequential:
             if value.shape != param.shape:
                 raise ShapeError(f"parameter '{param.name}' has shape {param.shape}, "
                                  f"received {value.shape}")
-            # an array of its own: parameters are updated in place, and the NumPy backend's
-            # asarray would otherwise hand the caller's array to the optimizer
-            param.value = self.backend.xp.asarray(
-                self.backend.asarray(value, dtype=self.dtype), copy=True)
+        for param, value in zip(params, weights, strict=True):
+            param.value = self.backend.to_device(value, self.dtype)
 
-    def clone(self) -> Sequential:
-        """A new, uncompiled model with the same layers (from their configs), device, dtype,
-        seed and, if this one is built, the same weights. Nothing is shared."""
-        twin = Sequential.from_config(self.get_config(), device=self.device)
+    def clone(self) -> Model:
+        """A new, uncompiled model with the same architecture (from its config), device,
+        dtype, seed and, if this one is built, the same weights. Nothing is shared."""
+        twin = model_from_config(self.get_config(), device=self.device)
         if self.built:
             twin.set_weights(self.get_weights())
         return twin
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], device: DeviceLike | None = None
-                    ) -> Sequential:
-        """A new model from :meth:`get_config` (built if the config has an input shape),
-        with freshly initialised weights, on ``device``."""
-        layers = [config_module.deserialize(spec, Layer, "layer") for spec in config["layers"]]
-        model = cls(layers, device=device, dtype=config["dtype"], seed=config.get("seed"),
-                    name=config["name"])
-        if config.get("input_shape"):
-            model.build(tuple(config["input_shape"]))
-        return model
+    def from_config(cls, config: dict[str, Any], device: DeviceLike | None = None) -> Model:
+        """A new model from :meth:`get_config` with freshly initialised weights, on
+        ``device``."""
+        return model_from_config(config, device)
 
     @property
-    def fit_position(self) -> checkpoint_module.TrainingPosition | None:
+    def fit_position(self) -> TrainingPosition | None:
         """Where the current or last ``fit`` is: ``epoch`` (the epoch in progress, or the
         next one) and ``batch`` (batches done in it; 0 between epochs). None before any
         fit."""
         return self._fit_position
 
+    @property
+    def fit_history(self) -> History | None:
+        """The History of the current or last ``fit`` (None before any fit)."""
+        return self._fit_history
+
     # -- files -------------------------------------------------------------------------------
-    def save(self, path: Any, *, include_optimizer: bool = True) -> None:
+    def save(self, path: PathLike, *, include_optimizer: bool = True) -> None:
         """Write the model to ``path`` (see :mod:`xpnn.checkpoint`): architecture,
         parameters, and compile settings with the optimizer state; ``xpnn.load`` reads it.
         The write is atomic."""
-        checkpoint_module.save_model(self, path, include_optimizer)
+        self._require_built()
+        checkpoint_module.write(path, self._snapshot("model", include_optimizer))
 
-    def save_weights(self, path: Any) -> None:
+    def save_weights(self, path: PathLike) -> None:
         """Write the parameters alone to ``path`` (atomically)."""
-        checkpoint_module.save_weights(self, path)
+        self._require_built()
+        checkpoint_module.write(path, self._snapshot("weights"))
 
-    def load_weights(self, path: Any) -> None:
-        """Set the parameters from an xpnn file, matched by name and shape."""
-        checkpoint_module.load_weights(self, path)
+    def load_weights(self, path: PathLike) -> None:
+        """Set the parameters from an xpnn file of a model of the same architecture,
+        matched in order (by position and shape, not by name)."""
+        snapshot = checkpoint_module.read(path)
+        if not self.built:
+            self._build_from_config_shape(snapshot.config, path)
+        self._restore_weights(snapshot, path)
 
-    def save_checkpoint(self, path: Any) -> None:
+    def save_checkpoint(self, path: PathLike) -> None:
         """Write a resumable checkpoint of the training so far (``fit(resume_from=...)``
         continues from it); usually done by the ``ModelCheckpoint`` callback."""
-        checkpoint_module.save_checkpoint(self, path)
+        self._require_built()
+        position, history = self.fit_position, self.fit_history
+        if position is None or history is None:
+            raise NotReadyError(f"model '{self.name}' has not been trained with fit yet: a "
+                                "checkpoint records a training position; use save() "
+                                "otherwise")
+        snapshot = self._snapshot("checkpoint")
+        # the History up to the position: an interrupted epoch is trained again on resume
+        snapshot.position, snapshot.history = position, history.before(position.epoch)
+        checkpoint_module.write(path, snapshot)
 
-    def to(self, device: DeviceLike) -> Sequential:
+    def _snapshot(self, kind: str, include_optimizer: bool = True) -> Snapshot:
+        """What a file of ``kind`` holds of this model."""
+        snapshot = Snapshot(kind, self.get_config(),
+                            [(p.name, self.backend.to_host(p.value)) for p in self.parameters()])
+        if kind == "weights":
+            return snapshot
+        snapshot.generators = [None if layer.generator is None else layer.generator.get_state()
+                               for layer in self.layers]
+        if include_optimizer and self.output_losses and self.optimizer is not None:
+            several = len(self.output_losses) > 1
+            losses = [config_module.serialize(loss) for loss in self.output_losses]
+            metrics = [[config_module.serialize(metric) for metric in output]
+                       for output in self.output_metrics]
+            snapshot.compile = {"loss": losses if several else losses[0],
+                                "loss_weights": self.loss_weights,
+                                "optimizer": config_module.serialize(self.optimizer),
+                                "metrics": metrics if several else metrics[0]}
+            if self.optimizer.backend is not None:
+                state = self.optimizer.state_dict()
+                snapshot.optimizer_state = {
+                    "iterations": state["iterations"],
+                    "initial_learning_rate": state["initial_learning_rate"],
+                    "slots": list(self.optimizer.slots), "state": state["state"]}
+        return snapshot
+
+    def _build_from_config_shape(self, config: dict[str, Any], path: PathLike) -> None:
+        raise NotReadyError(f"model '{self.name}' is not built: build it before loading "
+                            f"'{path}'")
+
+    def _restore_weights(self, snapshot: Snapshot, path: PathLike) -> dict[str, Parameter]:
+        """Set every parameter from the snapshot's, matched by position and checked for
+        shape; returns the file's parameter names -> this model's parameters."""
+        where = f"'{path}'"
+        params = self.parameters()
+        if len(snapshot.weights) != len(params):
+            raise ShapeError(f"{where} does not fit model '{self.name}': it holds "
+                             f"{len(snapshot.weights)} parameter arrays, the model has "
+                             f"{len(params)} (file: {[n for n, _ in snapshot.weights]}; "
+                             f"model: {[p.name for p in params]})")
+        for (name, value), param in zip(snapshot.weights, params, strict=True):
+            if tuple(value.shape) != param.shape:
+                raise ShapeError(f"{where}: parameter '{name}' has shape "
+                                 f"{tuple(value.shape)} in the file, but model '{self.name}' "
+                                 f"has {param.shape} for '{param.name}' at that position")
+        self.set_weights([value for _, value in snapshot.weights])
+        return {name: param for (name, _), param in zip(snapshot.weights, params, strict=True)}
+
+    def _restore(self, snapshot: Snapshot, path: PathLike) -> None:
+        """Take a file's parameters, generator positions and, if it was saved compiled, its
+        compile settings and optimizer state."""
+        by_name = self._restore_weights(snapshot, path)
+        self._restore_generators(snapshot)
+        compiled = snapshot.compile
+        if not compiled:
+            return
+        several = isinstance(compiled["loss"], list)
+        try:
+            losses = [config_module.deserialize(spec, losses_module.Loss, "loss")
+                      for spec in (compiled["loss"] if several else [compiled["loss"]])]
+            metrics = [[config_module.deserialize(spec, metrics_module.Metric, "metric")
+                        for spec in output]
+                       for output in (compiled["metrics"] if several
+                                      else [compiled["metrics"]])]
+            self.compile(loss=losses if several else losses[0],
+                         optimizer=config_module.deserialize(
+                             compiled["optimizer"], optimizers_module.Optimizer, "optimizer"),
+                         metrics=metrics if several else metrics[0],
+                         loss_weights=compiled.get("loss_weights"))
+        except (ValueError, TypeError, KeyError) as error:
+            raise FileFormatError(f"'{path}': its compile settings cannot be restored: "
+                                  f"{error}") from None
+        self._restore_optimizer_state(snapshot, by_name, path)
+
+    def _restore_generators(self, snapshot: Snapshot) -> None:
+        for layer, state in zip(self.layers, snapshot.generators, strict=False):
+            if layer.generator is not None:
+                layer.generator.set_state(state)
+
+    def _restore_optimizer_state(self, snapshot: Snapshot, by_name: dict[str, Parameter],
+                                 path: PathLike) -> None:
+        state = snapshot.optimizer_state
+        if state is None:
+            return
+        unknown = [name for name in state["state"] if name not in by_name]
+        if unknown:
+            raise FileFormatError(f"'{path}' is corrupted: optimizer state for {unknown}, "
+                                  "which are not among its parameters")
+        self.optimizer.load_state_dict({
+            "class": snapshot.compile["optimizer"]["class"],
+            "config": snapshot.compile["optimizer"]["config"],
+            "iterations": state["iterations"],
+            "initial_learning_rate": state["initial_learning_rate"],
+            "state": {by_name[name].name: entry for name, entry in state["state"].items()}})
+
+    def _restore_checkpoint(self, path: PathLike) -> tuple[TrainingPosition, History]:
+        """Load a checkpoint into this compiled model of the same architecture: parameters,
+        optimizer state and layer generators; return the training position and History."""
+        snapshot = checkpoint_module.read(path, ("checkpoint",))
+        saved_class = (snapshot.compile or {}).get("optimizer", {}).get("class")
+        if saved_class != type(self.optimizer).__name__:
+            raise ValueError(f"'{path}' was trained with {saved_class}, but model "
+                             f"'{self.name}' is compiled with {type(self.optimizer).__name__}")
+        by_name = self._restore_weights(snapshot, path)
+        self._restore_optimizer_state(snapshot, by_name, path)
+        self._restore_generators(snapshot)
+        return snapshot.position, snapshot.history
+
+    def to(self, device: DeviceLike) -> Model:
         """Move parameters and optimizer state to ``device``; returns the model."""
         backend = get_backend(device)
         for layer in self.layers:
@@ -263,354 +452,81 @@ class Sequential:
         if self.optimizer is not None and self.optimizer.backend is not None:
             self.optimizer.to(backend)
         self.backend = backend
+        if self.graph is not None:
+            self.graph.invalidate()
         return self
 
-    # -- forward and backward ----------------------------------------------------------------
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """Run the layers on a device batch (each layer checks its input)."""
-        for layer in self.layers:
-            x = layer(x, training=training)
-        return x
-
-    def backward(self, grad_output: Array) -> Array | None:
-        """Propagate dL/dy back through the layers, filling parameter grads."""
-        grad = grad_output
-        for layer in reversed(self.layers):
-            grad = layer.backward(grad)
-        return grad
-
-    def __call__(self, x: Array, training: bool = False) -> Array:
-        """Forward a device batch (building the model from it if needed)."""
-        if not self.built:
-            self.build(tuple(x.shape[1:]))
-        with self.backend.scope():
-            return self.forward(x, training=training)
-
-    # -- training and inference --------------------------------------------------------------
-    def train_on_batch(self, x: Any, y: Any) -> dict[str, float]:
-        """One optimizer step on one batch; returns that batch's loss and metrics."""
-        self._require_compiled()
-        with self.backend.scope():
-            x_data = self._input_data(x)
-            y_data = self._target_data(y, x_data.shape[0])
-            x_batch = self._batch(x_data, slice(None))
-            y_batch = self._batch(y_data, slice(None))
-            loss = self._train_step(x_batch, y_batch)
-            return self._batch_logs(loss)
-
-    def test_on_batch(self, x: Any, y: Any) -> dict[str, float]:
-        """Loss and metrics of one batch, without updating anything."""
-        self._require_compiled()
-        with self.backend.scope():
-            x_data = self._input_data(x)
-            y_data = self._target_data(y, x_data.shape[0])
-            x_batch = self._batch(x_data, slice(None))
-            y_batch = self._batch(y_data, slice(None))
-            for metric in self.metrics:
-                metric.reset()
-            y_pred = self.forward(x_batch, training=False)
-            loss = self.loss(y_pred, y_batch)
-            for metric in self.metrics:
-                metric.update(y_pred, y_batch)
-            return self._batch_logs(loss)
-
-    def fit(
-        self,
-        x: Any,
-        y: Any,
-        *,
-        epochs: int = 1,
-        batch_size: int = 32,
-        shuffle: bool = True,
-        validation_data: tuple[Any, Any] | None = None,
-        verbose: int = 1,
-        seed: int | None = None,
-        callbacks: Sequence[callbacks_module.Callback] = (),
-        checkpoint: Any = None,
-        resume_from: Any = None,
-    ) -> History:
-        """Train until ``epochs`` epochs are done, in mini-batches of ``batch_size``.
-
-        The batch order is drawn from ``seed`` (fresh entropy if None). Metrics are averaged
-        over each epoch's batches as the weights change; ``validation_data`` is evaluated at
-        the end of each epoch. ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
-        ``callbacks`` (see :mod:`xpnn.callbacks`) are called around epochs and batches; one
-        may end training early by setting ``model.stop_training``. The History holds each
-        epoch's loss (with the L2 term when weight decay is on), metrics and learning rate.
-
-        ``checkpoint``: a path where a resumable checkpoint is written (atomically) after
-        every epoch (a ``ModelCheckpoint`` callback gives more control). ``resume_from``: a
-        checkpoint to continue from: parameters, optimizer state, generators, History and the
-        position (epoch and batch) are restored, and training goes on until ``epochs`` epochs
-        are done in all (``seed`` is then ignored: the batch order continues from the
-        checkpoint). The returned History holds the earlier epochs too.
-
-        Raises :class:`~xpnn.errors.NonFiniteError` naming the epoch and the batch if the
-        loss becomes NaN or infinite (unless a callback stopped training on it).
-        """
-        self._require_compiled()
-        epochs = checks.integer(f"model '{self.name}'", "epochs", epochs, 0)
-        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
-        rng = np.random.default_rng(seed)
-        hooks = list(callbacks)
-        if checkpoint is not None:
-            hooks.append(callbacks_module.ModelCheckpoint(checkpoint))
-        with self.backend.scope():
-            x_data = self._input_data(x)
-            y_data = self._target_data(y, x_data.shape[0])
-            if validation_data is not None:
-                x_val = self._input_data(validation_data[0], role="validation x")
-                y_val = self._target_data(validation_data[1], x_val.shape[0],
-                                          role="validation y")
-            num_samples = x_data.shape[0]
-            steps = math.ceil(num_samples / batch_size)
-            epoch_loss = metrics_module.Mean("loss")
-            accumulators = [epoch_loss, *self.metrics]
-            if resume_from is not None:
-                position, history = checkpoint_module.restore_checkpoint(self, resume_from)
-                position.check_compatible(num_samples, batch_size, shuffle, resume_from)
-                rng.bit_generator.state = position.epoch_start_rng_state
-            else:
-                position = checkpoint_module.TrainingPosition()
-                history = History()
-            position.num_samples, position.batch_size, position.shuffle = (
-                num_samples, batch_size, shuffle)
-            position.live_accumulators = accumulators
-            self._fit_position, self._fit_history = position, history
-            hooks_list = callbacks_module.CallbackList(hooks, self)
-            self.stop_training = False
-            hooks_list.on_train_begin({})
-            for epoch in range(position.epoch, epochs):
-                # the batch order of this epoch is drawn from this state (again on resume)
-                position.epoch_start_rng_state = rng.bit_generator.state
-                if position.batch == 0:  # a fresh epoch, not one resumed half-way
-                    for accumulator in accumulators:
-                        accumulator.reset()
-                else:
-                    for accumulator, state in zip(accumulators, position.accumulators,
-                                                  strict=True):
-                        accumulator.set_state(state)
-                hooks_list.on_epoch_begin(epoch, {})
-                params = self.trainable_parameters()  # a callback may have frozen layers
-                progress = ProgressBar(steps, epoch, epochs, verbose)
-                batch_losses = {}
-                order = list(batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng))
-                for step in range(position.batch, steps):
-                    indices = order[step]
-                    hooks_list.on_batch_begin(step, {"size": len(indices)})
-                    x_batch = self._batch(x_data, indices)
-                    y_batch = self._batch(y_data, indices)
-                    loss = self._train_step(x_batch, y_batch, params)
-                    epoch_loss.add(loss, len(indices))
-                    batch_losses[step] = loss
-                    position.batch = step + 1
-                    progress.update(step + 1, lambda: self._epoch_logs(epoch_loss))
-                    batch_logs = {"size": len(indices)}
-                    if hooks_list.wants_batch_loss:
-                        batch_logs["loss"] = float(loss)
-                    hooks_list.on_batch_end(step, batch_logs)
-                    if self.stop_training:
-                        break
-                logs = self._epoch_logs(epoch_loss)
-                if not math.isfinite(logs["loss"]) and not self.stop_training:
-                    raise _non_finite_loss(batch_losses, epoch, steps)
-                if validation_data is not None and math.isfinite(logs["loss"]):
-                    val_logs = self._evaluate_data(x_val, y_val, max(batch_size, 256))
-                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
-                logs["learning_rate"] = self.optimizer.learning_rate
-                history.record(epoch, logs)
-                if position.batch == steps:  # complete, not interrupted by a callback
-                    position.epoch, position.batch = epoch + 1, 0
-                    position.epoch_start_rng_state = rng.bit_generator.state
-                progress.finish(logs)
-                hooks_list.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-            hooks_list.on_train_end({})
-        return history
-
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
-        """The loss and metrics over (x, y), as a dict of floats."""
-        self._require_compiled()
-        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
-        with self.backend.scope():
-            x_data = self._input_data(x)
-            y_data = self._target_data(y, x_data.shape[0])
-            return self._evaluate_data(x_data, y_data, batch_size)
-
-    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray:
-        """The model's outputs for ``x`` as a NumPy array (inference mode)."""
-        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
-        with self.backend.scope():
-            x_data = self._input_data(x)
-            outputs = [
-                self.backend.to_host(self.forward(self._batch(x_data, indices), training=False))
-                for indices in batch_indices(x_data.shape[0], batch_size, shuffle=False)
-            ]
-        return np.concatenate(outputs, axis=0)
-
-    def layer_outputs(self, x: Any) -> dict[str, np.ndarray]:
-        """Every layer's output for the inputs ``x`` in inference mode, as NumPy arrays keyed
-        by layer name in layer order (for looking inside a network: activation histograms,
-        dead units)."""
-        with self.backend.scope():
-            signal = self._batch(self._input_data(x), slice(None))
-            outputs = {}
-            for layer in self.layers:
-                signal = layer(signal, training=False)
-                outputs[layer.name] = self.backend.to_host(signal)
-        return outputs
-
-    # -- internals ---------------------------------------------------------------------------
-    def _train_step(self, x_batch: Array, y_batch: Array,
-                    params: list[Parameter] | None = None) -> Array:
-        """Forward, backward and one optimizer step of ``params`` (default: the trainable
-        parameters); returns the loss including the L2 term of the weights the step started
-        from."""
-        y_pred = self.forward(x_batch, training=True)
-        loss = self.loss(y_pred, y_batch)
-        self.backward(self.loss.backward())
-        if params is None:
-            params = self.trainable_parameters()
-        penalty = self.optimizer.penalty(params)
-        self.optimizer.step(params)
-        for metric in self.metrics:
-            metric.update(y_pred, y_batch)
-        return loss if penalty is None else loss + penalty
-
-    def _evaluate_data(self, x_data: Array, y_data: Array, batch_size: int) -> dict[str, float]:
-        total_loss = metrics_module.Mean("loss")
-        for metric in self.metrics:
-            metric.reset()
-        for indices in batch_indices(x_data.shape[0], batch_size, shuffle=False):
-            x_batch = self._batch(x_data, indices)
-            y_batch = self._batch(y_data, indices)
-            y_pred = self.forward(x_batch, training=False)
-            total_loss.add(self.loss(y_pred, y_batch), len(indices))
-            for metric in self.metrics:
-                metric.update(y_pred, y_batch)
-        logs = self._epoch_logs(total_loss)
-        penalty = self.optimizer.penalty(self.trainable_parameters())
-        if penalty is not None:
-            logs["loss"] += float(penalty)
-        return logs
-
-    def _epoch_logs(self, loss: metrics_module.Mean) -> dict[str, float]:
-        return {"loss": loss.result(), **{m.name: m.result() for m in self.metrics}}
-
-    def _batch_logs(self, loss: Array) -> dict[str, float]:
-        logs = {"loss": float(loss)}
-        for metric in self.metrics:
-            logs[metric.name] = metric.result()
-            metric.reset()
-        return logs
-
-    def _batch(self, data: Array, indices: np.ndarray | slice) -> Array:
-        """One mini-batch on the device: host rows are cast already, so this is one copy."""
-        if isinstance(data, np.ndarray) and not self.backend.owns(data):
-            return self.backend.asarray(data[indices])
-        if isinstance(data, np.ndarray):  # the NumPy backend: host arrays are device arrays
-            return np.ascontiguousarray(data[indices])
-        if isinstance(indices, slice):
-            return data
-        return self.backend.xp.take(data, self.backend.asarray(indices), axis=0)
-
-    def _input_data(self, x: Any, role: str = "x") -> Array:
-        """Check a whole input array once; return it cast to the model dtype."""
-        data = self._as_array(x, role)
+    # -- running on device arrays ------------------------------------------------------------
+    def __call__(self, inputs: Any, training: bool = False) -> Any:
+        """The outputs for a batch of device arrays (a list with several outputs), checking
+        each input's shape, dtype and device; a Sequential builds from it if needed."""
+        items = list(inputs.values()) if isinstance(inputs, dict) else _as_list(inputs)
+        if any(isinstance(item, SymbolicTensor) for item in items):
+            raise GraphError(f"model '{self.name}' cannot be called on symbolic tensors: "
+                             "calling a model inside another graph is not supported; call "
+                             "its layers (they can be shared) instead")
+        self._build_from_batch(inputs)
         where = f"model '{self.name}'"
-        if data.ndim < 2:
-            raise ShapeError(f"{where}: {role} must have shape (samples, features...), received "
-                             f"{tuple(data.shape)}; for one sample use x[None, ...]")
-        if data.shape[0] == 0:
-            raise ShapeError(f"{where}: {role} is empty (shape {tuple(data.shape)})")
-        if not self.built:
-            self.build(tuple(int(n) for n in data.shape[1:]))
-        if tuple(data.shape[1:]) != self.input_shape:
-            expected = ", ".join(map(str, self.input_shape))
-            raise ShapeError(f"{where} expects {role} of shape (samples, {expected}), received "
-                             f"{tuple(data.shape)}")
-        xp = namespace(data)
-        if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
-            raise DTypeError(f"{where}: {role} must hold real numbers, received dtype "
-                             f"{data.dtype}")
-        # token ids for a first layer that takes them (Embedding) stay integers
-        ids = self.layers[0].integer_input and xp.isdtype(data.dtype, "integral")
-        data = self._cast(data, "int64" if ids else self.dtype)
-        if not ids and not _all_finite(xp, data):
-            bad = int(xp.sum(xp.astype(xp.logical_not(xp.isfinite(data)), xp.int64)))
-            raise NonFiniteError(f"{where}: {role} contains {bad} NaN or infinite values")
-        return data
+        arrays = by_position(inputs, self.input_names, where, "input")
+        for spec, array in zip(self.input_specs, arrays, strict=True):
+            self._check_batch_array(spec, array)
+        with self.backend.scope():
+            outputs, _ = self.graph.forward(arrays, training=training)
+        return outputs[0] if self._single_output else outputs
 
-    def _target_data(self, y: Any, num_samples: int, role: str = "y") -> Array:
-        """Check a whole target array once against the loss; return it in its final dtype."""
-        data = self._as_array(y, role)
+    def _build_from_batch(self, inputs: Any) -> None:
+        """Build from the first batch (a Sequential); a Model is always built."""
+
+    def _check_batch_array(self, spec: InputSpec, array: Array) -> None:
+        """One input of a device batch: on the model's device, of the input's shape and
+        dtype."""
         where = f"model '{self.name}'"
-        if data.ndim == 0 or data.shape[0] != num_samples:
-            received = data.shape[0] if data.ndim else "a scalar"
-            raise ShapeError(f"{where}: x has {num_samples} samples but {role} has {received}")
-        xp = namespace(data)
-        pred_shape = (num_samples, *self.output_shape)
-        if xp.isdtype(data.dtype, "integral") and self.loss.accepts_class_labels:
-            data = self._cast(data, "int64")
-        elif xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
-            data = self._cast(data, self.dtype)
-            if data.ndim == 1 and pred_shape[1:] == (1,):
-                data = xp.reshape(data, (num_samples, 1))  # explicit: (N,) targets, (N, 1) out
-        else:
-            raise DTypeError(f"{where}: {role} must hold real numbers or integer labels, "
-                             f"received dtype {data.dtype}")
-        try:
-            self.loss.check_targets(pred_shape, data)
-        except ShapeError as error:
-            raise ShapeError(f"{where}: {role} does not fit the output: {error}") from None
-        return data
-
-    def _as_array(self, data: Any, role: str) -> Array:
-        if self.backend.owns(data):
-            return data
-        from xpnn.backends import backend_type_of
-
-        elsewhere = backend_type_of(data)
-        if elsewhere is not None and not isinstance(data, np.ndarray):
-            raise DeviceError(f"model '{self.name}' is on {self.device} but {role} is "
-                              f"{_describe_array(data)}: pass NumPy arrays, arrays on "
-                              f"{self.device}, or move the model with model.to()")
-        return np.asarray(data)
-
-    def _cast(self, data: Array, dtype: str) -> Array:
-        if isinstance(data, np.ndarray):
-            return data if data.dtype == np.dtype(dtype) else data.astype(dtype)
-        target = self.backend.dtype(dtype)
-        return data if data.dtype == target else self.backend.xp.astype(data, target)
-
-    def _require_built(self) -> None:
-        if not self.built:
-            raise NotReadyError(f"model '{self.name}' is not built yet: call build(input_shape)"
-                                " or pass it data")
-
-    def _require_compiled(self) -> None:
-        if self.loss is None or self.optimizer is None:
-            raise NotReadyError(f"model '{self.name}' is not compiled: call "
-                                "compile(loss=..., optimizer=...) first")
+        what = "input" if self._single_input else f"input '{spec.name}'"
+        if not self.backend.owns(array):
+            raise DeviceError(f"{where} is on {self.device} but its {what} is "
+                              f"{describe_array(array)}; move the data with "
+                              "model.backend.asarray() or pass NumPy arrays to fit/predict")
+        if tuple(array.shape[1:]) != spec.shape or len(array.shape) != len(spec.shape) + 1:
+            raise ShapeError(f"{where} expected {what} of shape {batch_shape(spec.shape)}, "
+                             f"received {tuple(array.shape)}")
+        xp = self.backend.xp
+        if spec.integer:
+            if not xp.isdtype(array.dtype, ("integral", "bool")):
+                raise DTypeError(f"{where}: its {what} takes integers ({spec.dtype}), "
+                                 f"received dtype {self.backend.dtype_name(array.dtype)}")
+        elif array.dtype != self.backend.dtype(spec.dtype):
+            raise DTypeError(f"{where} expected {what} of dtype {spec.dtype}, received "
+                             f"{self.backend.dtype_name(array.dtype)}")
 
     # -- description -------------------------------------------------------------------------
     def summary(self, print_fn: Callable[[str], None] | None = print) -> str:
-        """A table of layers, output shapes and parameter counts, with totals.
+        """A table of layers, output shapes and parameter counts (and, for a graph, what
+        each layer is connected to), with totals; a shared layer is listed and counted once.
 
         Printed with ``print_fn`` (None: not printed) and returned.
         """
         self._require_built()
-        rows = [(f"{layer.name} ({type(layer).__name__})",
-                 str((None, *layer.output_shape)), f"{layer.count_params():,}")
-                for layer in self.layers]
-        header = ("Layer (type)", "Output shape", "Param #")
-        widths = [max(len(row[i]) for row in [header, *rows]) + 3 for i in range(3)]
+        connected = not isinstance(self, Sequential)
+        header = ("Layer (type)", "Output shape", "Param #", "Connected to")
+        rows = []
+        for layer in self.layers:
+            nodes = [node for node in self.graph.nodes if node.layer is layer]
+            shapes = {str([(None, *t.shape) for t in n.outputs] if n.multiple_outputs
+                          else (None, *n.outputs[0].shape)) for n in nodes}
+            sources = ", ".join(dict.fromkeys(t.name for n in nodes for t in n.inputs))
+            rows.append((f"{layer.name} ({type(layer).__name__})", " / ".join(sorted(shapes)),
+                         f"{layer.count_params():,}", sources))
+        if connected:
+            rows = [(f"{spec.name} (Input)", str((None, *spec.shape)), "0", "")
+                    for spec in self.input_specs] + rows
+        columns = 4 if connected else 3
+        widths = [max(len(row[i]) for row in [header, *rows]) + 3 for i in range(columns)]
         line = "=" * sum(widths)
 
-        def fmt(row: tuple[str, str, str]) -> str:
-            return (row[0].ljust(widths[0]) + row[1].ljust(widths[1])
-                    + row[2].rjust(widths[2] - 3))
+        def fmt(row: tuple[str, ...]) -> str:
+            text = row[0].ljust(widths[0]) + row[1].ljust(widths[1]) + row[2].rjust(
+                widths[2] - 3)
+            return text + ("   " + row[3] if connected else "")
 
         total = self.count_params()
         trainable = sum(p.size for p in self.trainable_parameters())
@@ -625,37 +541,249 @@ class Sequential:
         return text
 
     def get_config(self) -> dict[str, Any]:
-        """The architecture as JSON-compatible values."""
+        """The architecture as JSON-compatible values: the layers, the inputs and every
+        call, each input of a call named as ``["input", k]`` or ``["node", j, i]`` (output
+        i of call j)."""
+        self._require_built()
+        layer_index = {id(layer): i for i, layer in enumerate(self.layers)}
+        refs: dict[int, list[Any]] = {id(t): ["input", k] for k, t in enumerate(self.inputs)}
+        nodes = []
+        for j, node in enumerate(self.graph.nodes):
+            nodes.append({"layer": layer_index[id(node.layer)],
+                          "inputs": [refs[id(t)] for t in node.inputs],
+                          "list": node.as_list})
+            for i, tensor in enumerate(node.outputs):
+                refs[id(tensor)] = ["node", j, i]
         return {
+            "class": "Model",
             "name": self.name,
             "dtype": self.dtype,
             "seed": self.seed,
-            "input_shape": list(self.input_shape) if self.input_shape else None,
-            "layers": [{"class": type(layer).__name__, "config": layer.get_config()}
-                       for layer in self.layers],
+            "layers": [config_module.serialize(layer) for layer in self.layers],
+            "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype}
+                       for t in self.inputs],
+            "nodes": nodes,
+            "outputs": [refs[id(t)] for t in self.outputs],
+            "single_input": self._single_input,
+            "single_output": self._single_output,
         }
 
+    def _require_built(self) -> None:
+        if not self.built:
+            raise NotReadyError(f"model '{self.name}' is not built yet: call build(input_shape)"
+                                " or pass it data")
+
     def __repr__(self) -> str:
-        return (f"Sequential(name={self.name!r}, layers={len(self.layers)}, "
+        return (f"{type(self).__name__}(name={self.name!r}, layers={len(self.layers)}, "
                 f"device={self.device}, dtype={self.dtype})")
 
 
-def _all_finite(xp: Any, data: Array) -> bool:
-    """Whether every entry of a floating array is finite, by one sum first: it reads the data
-    once and allocates nothing (``isfinite`` writes a boolean array as large as the data),
-    and a sum is finite only if every term is. Only a sum that is not (bad entries, or a
-    sum of finite entries that overflows) leads to the entry-by-entry check."""
-    with np.errstate(over="ignore", invalid="ignore"):  # NumPy underneath: no warnings
-        total = float(xp.sum(data))
-    return math.isfinite(total) or bool(xp.all(xp.isfinite(data)))
+class Sequential(Model):
+    """A linear stack of layers on one device: the ``Model`` whose graph is the chain
+    ``Input → layers[0] → layers[1] → …``, built from the input shape (by :meth:`build`, or
+    from the first data the model sees).
+
+    ``device``, ``dtype`` and ``seed`` as for :class:`Model`. Each layer must have one input
+    and one output (a recurrent layer with ``return_state`` needs the functional API).
+    """
+
+    def __init__(
+        self,
+        layers: Iterable[Layer] | None = None,
+        *,
+        device: DeviceLike | None = None,
+        dtype: str = "float32",
+        seed: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._setup(name or unique_name("sequential"), device, dtype, seed)
+        self._single_input = self._single_output = True
+        for layer in layers or ():
+            self.add(layer)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer (before the model is built)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add takes a Layer, got {type(layer).__name__}")
+        if self.built:
+            raise NotReadyError(f"model '{self.name}' is already built; add layers before "
+                                "building, fitting or predicting")
+        if any(existing is layer for existing in self.layers):
+            raise GraphError(f"layer '{layer.name}' is already in model '{self.name}': a "
+                             "Sequential calls each layer once (share a layer in a graph "
+                             "model instead)")
+        self.layers.append(layer)
+
+    def build(self, input_shape: Sequence[int]) -> None:
+        """Build every layer for inputs of ``input_shape`` (no batch axis)."""
+        if not self.layers:
+            raise NotReadyError(f"model '{self.name}' has no layers")
+        if isinstance(input_shape, int | np.integer):
+            input_shape = (input_shape,)
+        try:
+            shape = tuple(input_shape)
+        except TypeError:
+            shape = ()
+        if not shape or not all(isinstance(n, int | np.integer) and not isinstance(n, bool)
+                                and n > 0 for n in shape):
+            raise ShapeError(f"model '{self.name}': input_shape must be positive integers "
+                             f"without the batch axis, e.g. (64,), received {input_shape!r}")
+        shape = tuple(int(n) for n in shape)
+        if self.built:
+            if shape != self.input_shape:
+                raise NotReadyError(f"model '{self.name}' is built for inputs of shape "
+                                    f"{batch_shape(self.input_shape)}, not "
+                                    f"{batch_shape(shape)}")
+            return
+        tensor = Input(shape, name=f"{self.name}_input")
+        source = tensor
+        for index, layer in enumerate(self.layers):
+            tensor = layer(tensor)
+            if isinstance(tensor, list):
+                raise GraphError(
+                    f"layer '{layer.name}' ({type(layer).__name__}) returns "
+                    f"{len(tensor)} outputs, which a Sequential cannot chain"
+                    + (f" into layer '{self.layers[index + 1].name}'"
+                       if index + 1 < len(self.layers) else "")
+                    + ": build a graph with xpnn.Model (e.g. outputs, h, c = "
+                    "xpnn.LSTM(8, return_state=True)(x))")
+        self._attach(Graph([source], [tensor], self.name))
+
+    def _build_from_batch(self, inputs: Any) -> None:
+        if not self.built:
+            self.build(tuple(int(n) for n in inputs.shape[1:]))
+
+    def _build_from_data(self, x: Any, role: str) -> None:
+        """Build from the shape of the first whole input array ``fit``/``predict`` sees."""
+        if self.built:
+            return
+        where = f"model '{self.name}'"
+        data = as_array(self.backend, x, where, role)
+        if data.ndim < 2:
+            raise ShapeError(f"{where}: {role} must have shape (samples, features...), "
+                             f"received {tuple(data.shape)}; for one sample use x[None, ...]")
+        self.build(tuple(int(n) for n in data.shape[1:]))
+
+    def _build_from_config_shape(self, config: dict[str, Any], path: PathLike) -> None:
+        shape = config.get("input_shape")
+        if not shape:
+            raise NotReadyError(f"model '{self.name}' is not built and '{path}' does not say "
+                                "the input shape: build the model first")
+        self.build(tuple(shape))
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The output shape without the batch axis."""
+        self._require_built()
+        return self.output_specs[0].shape
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture as JSON-compatible values: the layers in order and the input
+        shape (None before the model is built)."""
+        return {
+            "class": "Sequential",
+            "name": self.name,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "input_shape": list(self.input_shape) if self.built else None,
+            "layers": [config_module.serialize(layer) for layer in self.layers],
+        }
 
 
-def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:
-    """The error for an epoch whose loss sum is not finite, naming the first bad batch."""
-    bad = next((step for step, value in batch_losses.items()
-                if not math.isfinite(float(value))), None)
-    where = f"batch {bad + 1} of {steps}" if bad is not None else "a batch before the resume"
-    value = float(batch_losses[bad]) if bad is not None else math.nan
-    return NonFiniteError(
-        f"the training loss became {value} in epoch {epoch + 1}, {where}: lower the learning "
-        "rate, clip the gradients, check the inputs, or use a loss on logits")
+def model_from_config(config: dict[str, Any], device: DeviceLike | None = None) -> Model:
+    """A new model (a ``Sequential`` or a graph ``Model``) from its ``get_config``, with
+    freshly initialised weights, on ``device``. Layers are rebuilt by class name among the
+    classes already imported (:func:`xpnn.config.deserialize`): nothing is imported or run
+    because a config says so."""
+    layers = [config_module.deserialize(spec, Layer, "layer") for spec in config["layers"]]
+    kind = config.get("class", "Sequential")  # files of xpnn 0.1 hold Sequential configs
+    if kind == "Sequential":
+        model = Sequential(layers, device=device, dtype=config["dtype"],
+                           seed=config.get("seed"), name=config["name"])
+        if config.get("input_shape"):
+            model.build(tuple(config["input_shape"]))
+        return model
+    if kind != "Model":
+        raise ValueError(f"model class {kind!r} is not known; expected 'Sequential' or "
+                         "'Model'")
+    inputs = [Input(tuple(spec["shape"]), dtype=spec.get("dtype"), name=spec["name"])
+              for spec in config["inputs"]]
+    produced: list[list[Any]] = []
+
+    def tensor(ref: list[Any]) -> Any:
+        if ref[0] == "input":
+            return inputs[ref[1]]
+        return produced[ref[1]][ref[2]]
+
+    for spec in config["nodes"]:
+        args = [tensor(ref) for ref in spec["inputs"]]
+        result = layers[spec["layer"]](args if spec["list"] else args[0])
+        produced.append(result if isinstance(result, list) else [result])
+    outputs = [tensor(ref) for ref in config["outputs"]]
+    return Model(inputs[0] if config.get("single_input", True) else inputs,
+                 outputs[0] if config.get("single_output", True) else outputs,
+                 name=config["name"], device=device, dtype=config["dtype"],
+                 seed=config.get("seed"))
+
+
+def load(path: PathLike, device: DeviceLike | None = None) -> Model:
+    """A model from a model or checkpoint file, on ``device`` (default: the current default
+    device), compiled with its optimizer state if it was saved compiled."""
+    snapshot = checkpoint_module.read(path, ("model", "checkpoint"))
+    try:
+        model = model_from_config(snapshot.config, device=device)
+    except (ValueError, TypeError, KeyError) as error:
+        raise FileFormatError(f"'{path}': its architecture cannot be rebuilt: {error}") from None
+    model._restore(snapshot, path)
+    return model
+
+
+def _as_list(tensors: Any) -> list[Any]:
+    return list(tensors) if isinstance(tensors, list | tuple) else [tensors]
+
+
+def _per_output(spec: Any, names: list[str], count: int, what: str, owner: str,
+                broadcast: bool = True) -> list[Any]:
+    """One entry per output from a dict keyed by output name (every name), a list in output
+    order, or (with ``broadcast``) one value for every output."""
+    where = f"model '{owner}'"
+    if isinstance(spec, dict):
+        unknown = [key for key in spec if key not in names]
+        missing = [name for name in names if name not in spec]
+        if unknown or missing:
+            raise ValueError(f"{where}: {what} is a dict keyed by output name; its outputs "
+                             f"are {names}; unknown {unknown}, missing {missing}")
+        return [spec[name] for name in names]
+    if isinstance(spec, list | tuple):
+        if len(spec) != count:
+            raise ValueError(f"{where} has {count} output(s) {names}; {what} has {len(spec)} "
+                             "entries")
+        return list(spec)
+    if not broadcast:
+        raise ValueError(f"{where}: {what} must be a list (one per output) or a dict keyed "
+                         f"by output name, got {spec!r}")
+    return [spec] * count
+
+
+def _metrics_per_output(metrics: Any, names: list[str], count: int, owner: str
+                        ) -> list[list[Any]]:
+    """The metric specs of each output: a dict keyed by output name (outputs left out get
+    none), a list of lists in output order, or one list for every output."""
+    if isinstance(metrics, dict):
+        unknown = [key for key in metrics if key not in names]
+        if unknown:
+            raise ValueError(f"model '{owner}': metrics is a dict keyed by output name; its "
+                             f"outputs are {names}; unknown {unknown}")
+        return [list(_as_list(metrics.get(name, []))) for name in names]
+    metrics = list(metrics)
+    if count > 1 and metrics and all(isinstance(m, list | tuple) for m in metrics):
+        if len(metrics) != count:
+            raise ValueError(f"model '{owner}' has {count} outputs {names}; metrics has "
+                             f"{len(metrics)} lists")
+        return [list(m) for m in metrics]
+    return [metrics] * count
+
+
+def _fresh(metric: metrics_module.Metric, output: int) -> metrics_module.Metric:
+    """A metric object of its own for each output (one object cannot average two)."""
+    return metric if output == 0 else type(metric)(**metric.get_config())

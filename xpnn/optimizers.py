@@ -180,15 +180,11 @@ class Optimizer(Configurable):
         self.initial_learning_rate = float(state_dict.get("initial_learning_rate",
                                                           self.learning_rate))
         self.state = {
-            name: {key: (self._own_copy(value) if key in self.slots else int(value))
+            name: {key: (self.backend.to_device(value) if key in self.slots else int(value))
                    for key, value in entry.items()}
             for name, entry in state_dict["state"].items()
         }
 
-    def _own_copy(self, host_value: Any) -> Array:
-        """A device array that shares no memory with ``host_value`` (the NumPy backend's
-        ``asarray`` does not copy, and the state is then updated in place)."""
-        return self.backend.xp.asarray(self.backend.asarray(host_value), copy=True)
 
     def get_config(self) -> dict[str, Any]:
         """Hyper-parameters (constructor arguments)."""

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from xpnn._version import __version__
 from xpnn.errors import FileFormatError
 
 FORMAT = "xpnn"
@@ -88,8 +89,6 @@ def _fsync_directory(directory: Path) -> None:
 def write_file(path: PathLike, kind: str, entries: Mapping[str, Any],
                arrays: Mapping[str, np.ndarray]) -> None:
     """Write an xpnn file of ``kind`` with JSON ``entries`` and named host ``arrays``."""
-    from xpnn import __version__
-
     assert kind in KINDS
     host_arrays = {name: np.asarray(value, order="C") for name, value in arrays.items()}
     for name, value in host_arrays.items():

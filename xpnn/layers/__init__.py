@@ -1,23 +1,32 @@
-"""Layers: each implements ``build`` / ``forward`` / ``backward`` (see :mod:`.base`)."""
+"""Layers: each implements ``build`` / ``forward`` / ``backward`` on per-call contexts (see
+:mod:`.base`)."""
 
 from xpnn.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from xpnn.layers.base import BuildContext, Layer, Parameter
+from xpnn.layers.base import BuildContext, Context, Layer, Parameter
 from xpnn.layers.convolution import Conv2D
 from xpnn.layers.dense import Dense
 from xpnn.layers.dropout import Dropout
 from xpnn.layers.embedding import Embedding
+from xpnn.layers.gru import GRU
+from xpnn.layers.lstm import LSTM
+from xpnn.layers.merge import Add, Average, Concatenate, Merge, Multiply, Subtract
 from xpnn.layers.normalization import BatchNorm, BatchNorm2D
 from xpnn.layers.pooling import AvgPool2D, GlobalAveragePool2D, MaxPool2D, Pool2D
-from xpnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN, TimeDistributed
+from xpnn.layers.recurrent import Recurrent, SimpleRNN
 from xpnn.layers.reshaping import Flatten
+from xpnn.layers.wrappers import TimeDistributed
 
 __all__ = [
     "GRU",
     "LSTM",
+    "Add",
+    "Average",
     "AvgPool2D",
     "BatchNorm",
     "BatchNorm2D",
     "BuildContext",
+    "Concatenate",
+    "Context",
     "Conv2D",
     "Dense",
     "Dropout",
@@ -27,6 +36,8 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "MaxPool2D",
+    "Merge",
+    "Multiply",
     "Parameter",
     "Pool2D",
     "ReLU",
@@ -34,6 +45,7 @@ __all__ = [
     "Sigmoid",
     "SimpleRNN",
     "Softmax",
+    "Subtract",
     "Tanh",
     "TimeDistributed",
 ]

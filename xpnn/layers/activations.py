@@ -1,7 +1,7 @@
 """Activation layers: elementwise (Sigmoid, Tanh, ReLU, LeakyReLU) and row-wise (Softmax).
 
-Each caches only what its backward needs: its output (Sigmoid, Tanh, Softmax), its input
-(LeakyReLU) or the mask [x > 0] (ReLU).
+Each keeps on the call's context only what its backward needs: its output (Sigmoid, Tanh,
+Softmax), its input (LeakyReLU) or the mask [x > 0] (ReLU).
 """
 
 from __future__ import annotations
@@ -11,34 +11,34 @@ from typing import Any
 from xpnn import checks
 from xpnn import functional as fn
 from xpnn.errors import ShapeError
-from xpnn.layers.base import Array, Layer, Shape
+from xpnn.layers.base import Array, Context, Layer, Shape
 
 
 class Sigmoid(Layer):
     """y = σ(x) = 1 / (1 + e^{-x}) (stable form); returns dL/dx = G ⊙ y ⊙ (1 − y)."""
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = σ(x)."""
-        self._cache_output = fn.sigmoid(self.xp, x)
-        return self._cache_output
+        ctx.output = fn.sigmoid(self.xp, x)
+        return ctx.output
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G ⊙ y ⊙ (1 − y)."""
-        y = self._cache_output
+        y = ctx.output
         return grad_output * y * (1.0 - y)
 
 
 class Tanh(Layer):
     """y = tanh(x); returns dL/dx = G ⊙ (1 − y²)."""
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = tanh(x)."""
-        self._cache_output = self.xp.tanh(x)
-        return self._cache_output
+        ctx.output = self.xp.tanh(x)
+        return ctx.output
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G ⊙ (1 − y²)."""
-        y = self._cache_output
+        y = ctx.output
         return grad_output * (1.0 - y * y)
 
 
@@ -47,14 +47,14 @@ class ReLU(Layer):
 
     preferred_initializer = "he_normal"
 
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """y = max(x, 0); caches the boolean mask [x > 0]."""
-        self._cache_mask = x > 0
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """y = max(x, 0); keeps the boolean mask [x > 0]."""
+        ctx.mask = x > 0
         return self.xp.maximum(x, 0.0)
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G ⊙ [x > 0] (the backend's ``apply_mask`` kernel)."""
-        return self.backend.apply_mask(grad_output, self._cache_mask)
+        return self.backend.apply_mask(grad_output, ctx.mask)
 
 
 class LeakyReLU(Layer):
@@ -67,14 +67,14 @@ class LeakyReLU(Layer):
         super().__init__(name=name, trainable=trainable)
         self.alpha = checks.number("LeakyReLU", "alpha", alpha, 0, 1)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = x where x > 0, else αx."""
-        self._cache_input = x
+        ctx.input = x
         return self.xp.where(x > 0, x, self.alpha * x)
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G where x > 0, else αG."""
-        return self.xp.where(self._cache_input > 0, grad_output, self.alpha * grad_output)
+        return self.xp.where(ctx.input > 0, grad_output, self.alpha * grad_output)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
@@ -100,12 +100,12 @@ class Softmax(Layer):
                              "scalars")
         return tuple(input_shape)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = softmax(x) along the last axis."""
-        self._cache_output = fn.softmax(self.xp, x, axis=-1)
-        return self._cache_output
+        ctx.output = fn.softmax(self.xp, x, axis=-1)
+        return ctx.output
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = y ⊙ (G − Σ_j G_j y_j)."""
-        y = self._cache_output
+        y = ctx.output
         return y * (grad_output - self.xp.sum(grad_output * y, axis=-1, keepdims=True))

@@ -6,7 +6,7 @@ from typing import Any
 
 from xpnn import checks, initializers
 from xpnn.layers import windows
-from xpnn.layers.base import Array, BuildContext, Layer, Shape
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
 
 
 class Conv2D(Layer):
@@ -64,7 +64,6 @@ class Conv2D(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight_decay = (None if weight_decay is None
                              else checks.number("Conv2D", "weight_decay", weight_decay, 0))
-        self._cache_rows: Array | None = None
 
     def window_for(self, input_shape: Shape) -> windows.Window:
         """The sliding window on inputs of ``input_shape`` (C, H, W), padding resolved."""
@@ -93,8 +92,8 @@ class Conv2D(Layer):
                 False)
             if self.use_bias else None)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """z = X Ŵ + b, returned as (N, filters, H_out, W_out)."""
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """z = X Ŵ + b, returned as (N, filters, H_out, W_out); keeps the window rows X."""
         xp = self.xp
         batch = int(x.shape[0])
         _, out_h, out_w = self.output_shape
@@ -106,24 +105,24 @@ class Conv2D(Layer):
         z = xp.matmul(rows, matrix)
         if self.bias is not None:
             z += self.bias.value  # z is a fresh array: add in place, no temporary
-        self._cache_rows = rows
+        ctx.rows = rows
         return xp.permute_dims(xp.reshape(z, (batch, out_h, out_w, self.filters)),
                                (0, 3, 1, 2))
 
-    def backward(self, grad_output: Array) -> Array | None:
-        """Sets dL/dW (from Xᵀ G) and dL/db = Σ G; returns dL/dx = fold(G Ŵᵀ)."""
+    def backward(self, ctx: Context, grad_output: Array) -> Array | None:
+        """Adds dL/dW (from Xᵀ G) and dL/db = Σ G; returns dL/dx = fold(G Ŵᵀ)."""
         xp = self.xp
         channels = self.input_shape[0]
         k_h, k_w = self.kernel_size
         grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, 2, 3, 1)), (-1, self.filters))
         if self.trainable:
             # (Xᵀ G)ᵀ = Gᵀ X, of shape (F, k_h·k_w·C), back to the kernel's (F, C, k_h, k_w)
-            grad_matrix_t = xp.matmul(grad_rows.T, self._cache_rows)
-            self.kernel.grad = xp.permute_dims(
-                xp.reshape(grad_matrix_t, (self.filters, k_h, k_w, channels)), (0, 3, 1, 2))
+            grad_matrix_t = xp.matmul(grad_rows.T, ctx.rows)
+            self.kernel.accumulate_grad(xp.permute_dims(
+                xp.reshape(grad_matrix_t, (self.filters, k_h, k_w, channels)), (0, 3, 1, 2)))
             if self.bias is not None:
-                self.bias.grad = xp.sum(grad_rows, axis=0)
-        if not self.needs_input_grad:
+                self.bias.accumulate_grad(xp.sum(grad_rows, axis=0))
+        if not ctx.needs_input_grad[0]:
             return None
         # dL/dx = fold(G Ŵᵀ), with Ŵᵀ as one (F, C) matrix per tap (p, q)
         taps = xp.permute_dims(self.kernel.value, (2, 3, 0, 1))

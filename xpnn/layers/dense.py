@@ -6,7 +6,7 @@ from typing import Any
 
 from xpnn import checks, initializers
 from xpnn.errors import ShapeError
-from xpnn.layers.base import Array, BuildContext, Layer, Shape
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
 
 
 class Dense(Layer):
@@ -44,7 +44,6 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.weight_decay = (None if weight_decay is None
                              else checks.number("Dense", "weight_decay", weight_decay, 0))
-        self._cache_input: Array | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """(..., D_in) -> (..., units)."""
@@ -68,27 +67,27 @@ class Dense(Layer):
                 False)
             if self.use_bias else None)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """z = x W + b."""
-        self._cache_input = x
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """z = x W + b; keeps x."""
+        ctx.input = x
         z = self.xp.matmul(x, self.kernel.value)
         if self.bias is not None:
             z += self.bias.value  # z is a fresh array: add in place, no temporary
         return z
 
-    def backward(self, grad_output: Array) -> Array | None:
-        """Sets dL/dW = xᵀ G and dL/db = Σ_n G_n; returns dL/dx = G Wᵀ."""
+    def backward(self, ctx: Context, grad_output: Array) -> Array | None:
+        """Adds dL/dW = xᵀ G and dL/db = Σ_n G_n; returns dL/dx = G Wᵀ."""
         xp = self.xp
-        x = self._cache_input
+        x = ctx.input
         if self.trainable:
             fan_in = self.input_shape[-1]
             x_rows = xp.reshape(x, (-1, fan_in)) if x.ndim != 2 else x
             grad_rows = (xp.reshape(grad_output, (-1, self.units))
                          if grad_output.ndim != 2 else grad_output)
-            self.kernel.grad = xp.matmul(x_rows.T, grad_rows)  # .T: both are 2-D
+            self.kernel.accumulate_grad(xp.matmul(x_rows.T, grad_rows))  # .T: both are 2-D
             if self.bias is not None:
-                self.bias.grad = xp.sum(grad_rows, axis=0)
-        if not self.needs_input_grad:
+                self.bias.accumulate_grad(xp.sum(grad_rows, axis=0))
+        if not ctx.needs_input_grad[0]:
             return None
         return xp.matmul(grad_output, self.kernel.value.T)
 

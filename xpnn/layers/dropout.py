@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from xpnn import checks
-from xpnn.layers.base import Array, BuildContext, Layer, Shape
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
 
 if TYPE_CHECKING:
     from xpnn.backends.base import Backend
@@ -31,7 +31,6 @@ class Dropout(Layer):
         super().__init__(name=name, trainable=trainable)
         self.rate = checks.number("Dropout", "rate", rate, 0, 1)
         self.seed = seed
-        self._cache_mask: Array | None = None
 
     def build(self, input_shape: Shape, context: BuildContext) -> None:
         """Create the layer's random generator on its device."""
@@ -39,20 +38,20 @@ class Dropout(Layer):
         self.generator_seed = self.seed if self.seed is not None else context.noise_seed
         self.generator = context.backend.generator(self.generator_seed)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """y = x ⊙ m / (1 − p) in training, y = x in inference."""
-        if not training or self.rate == 0.0:
-            self._cache_mask = None
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """y = x ⊙ m / (1 − p) in training (keeps the scaled mask), y = x in inference."""
+        if not ctx.training or self.rate == 0.0:
+            ctx.scaled_mask = None
             return x
         keep = self.generator.uniform(tuple(x.shape), self.dtype_name) >= self.rate
-        self._cache_mask = self.xp.astype(keep, self.dtype) * (1.0 / (1.0 - self.rate))
-        return x * self._cache_mask
+        ctx.scaled_mask = self.xp.astype(keep, self.dtype) * (1.0 / (1.0 - self.rate))
+        return x * ctx.scaled_mask
 
-    def backward(self, grad_output: Array) -> Array | None:
+    def backward(self, ctx: Context, grad_output: Array) -> Array | None:
         """dL/dx = G ⊙ m / (1 − p) (training) or G (inference)."""
-        if self._cache_mask is None:
+        if ctx.scaled_mask is None:
             return grad_output
-        return grad_output * self._cache_mask
+        return grad_output * ctx.scaled_mask
 
     def to(self, backend: Backend) -> None:
         """Move to another device. The generator moves with its position where both devices

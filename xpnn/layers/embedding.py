@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from xpnn import checks, initializers
-from xpnn.errors import DeviceError, DTypeError, LabelError, NotReadyError, ShapeError
-from xpnn.layers.base import Array, BuildContext, Layer, Shape, _describe_array
+from xpnn.errors import LabelError, NotReadyError, ShapeError
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
 
 
 class Embedding(Layer):
@@ -23,7 +23,7 @@ class Embedding(Layer):
         dL/dE[k] = Σ_{positions p with ids[p] = k} G[p]
 
     a scatter-add, the backend's named kernel ``scatter_add``. Token ids have no gradient:
-    ``backward`` returns None, so Embedding is the first layer of a model.
+    ``backward`` returns None, so Embedding reads a model's input.
 
     Input checks: the ids must be integers (any integer dtype; they are not cast to the
     float dtype) in [0, vocab_size); an id out of range raises :class:`~xpnn.LabelError`
@@ -38,6 +38,8 @@ class Embedding(Layer):
 
     #: Token ids are integers: a model must not cast them to its float dtype.
     integer_input = True
+    #: The id range is checked on every batch.
+    checks_values = True
 
     def __init__(
         self,
@@ -57,7 +59,6 @@ class Embedding(Layer):
             else {"name": "normal", "std": 0.05})
         self.weight_decay = (None if weight_decay is None
                              else checks.number("Embedding", "weight_decay", weight_decay, 0))
-        self._cache_ids: Array | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """(...) -> (..., dim)."""
@@ -72,48 +73,42 @@ class Embedding(Layer):
             self.embeddings_initializer(shape, self.vocab_size, self.dim, context.rng),
             True, weight_decay=self.weight_decay)
 
-    def _build_from(self, x: Array) -> None:
+    def _build_from(self, inputs: Any) -> None:
         """Refuse: integer ids do not tell the float dtype of the vectors."""
         raise NotReadyError(
             f"layer '{self.name}' (Embedding) cannot take its float dtype from integer token "
-            "ids: use it in a Sequential, or build it first with "
+            "ids: use it in a model, or build it first with "
             "layer.build(input_shape, BuildContext(backend, dtype, rng))")
 
-    def check_input(self, x: Array) -> None:
-        """Raise a clear error unless ``x`` holds integer ids in [0, vocab_size) of the built
-        shape on the layer's device."""
-        where = f"layer '{self.name}' (Embedding)"
-        if not self.backend.owns(x):
-            raise DeviceError(f"{where} lives on {self.backend.device} but received "
-                              f"{_describe_array(x)}")
-        if tuple(x.shape[1:]) != self.input_shape or len(x.shape) != len(self.input_shape) + 1:
-            expected = f"(batch, {', '.join(map(str, self.input_shape))})".replace(", )", ")")
-            raise ShapeError(f"{where} expected token ids of shape {expected}, received "
-                             f"{tuple(x.shape)}")
-        xp = self.xp
-        if not xp.isdtype(x.dtype, "integral"):
-            raise DTypeError(f"{where} takes integer token ids, received dtype "
-                             f"{self.backend.dtype_name(x.dtype)}")
+    def check_input(self, inputs: Any) -> None:
+        """Raise a clear error unless ``inputs`` holds integer ids in [0, vocab_size) of the
+        built shape on the layer's device (checking the range reads one boolean back)."""
+        if isinstance(inputs, list | tuple):
+            raise ShapeError(f"layer '{self.name}' (Embedding) takes one array of token ids, "
+                             f"received a list of {len(inputs)}")
+        self.check_array(inputs, self.input_shape, "token ids")
+        xp, x = self.xp, inputs
         if bool(xp.any((x < 0) | (x >= self.vocab_size))):
             raise LabelError(
-                f"{where}: token ids must lie in [0, {self.vocab_size - 1}] for vocab_size="
-                f"{self.vocab_size}, received ids from {int(xp.min(x))} to {int(xp.max(x))}")
+                f"layer '{self.name}' (Embedding): token ids must lie in [0, "
+                f"{self.vocab_size - 1}] for vocab_size={self.vocab_size}, received ids from "
+                f"{int(xp.min(x))} to {int(xp.max(x))}")
 
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """y = E[ids]."""
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """y = E[ids]; keeps the ids."""
         xp = self.xp
         ids = xp.reshape(x, (-1,))
-        self._cache_ids = ids
+        ctx.ids = ids
         vectors = xp.take(self.embeddings.value, ids, axis=0)
         return xp.reshape(vectors, (*x.shape, self.dim))
 
-    def backward(self, grad_output: Array) -> None:
-        """Sets dL/dE = scatter-add of G's rows onto the rows of their ids; returns None
+    def backward(self, ctx: Context, grad_output: Array) -> None:
+        """Adds dL/dE = scatter-add of G's rows onto the rows of their ids; returns None
         (ids have no gradient)."""
         if self.trainable:
             rows = self.xp.reshape(grad_output, (-1, self.dim))
-            self.embeddings.grad = self.backend.scatter_add(self._cache_ids, rows,
-                                                            self.vocab_size)
+            self.embeddings.accumulate_grad(
+                self.backend.scatter_add(ctx.ids, rows, self.vocab_size))
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from xpnn import checks, initializers
 from xpnn.errors import ShapeError
-from xpnn.layers.base import Array, BuildContext, Layer, Shape
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape, batch_shape
 
 
 class BatchNorm(Layer):
@@ -62,9 +62,6 @@ class BatchNorm(Layer):
         self.epsilon = checks.number(owner, "epsilon", epsilon, 0, low_open=True)
         self.center = center
         self.scale = scale
-        self._cache_normalized: Array | None = None
-        self._cache_inv_std: Array | None = None
-        self._cache_training = False
 
     def build(self, input_shape: Shape, context: BuildContext) -> None:
         """Create γ (ones), β (zeros) and the running mean (zeros) and variance (ones)."""
@@ -92,10 +89,11 @@ class BatchNorm(Layer):
     def _broadcast(self, vector: Array) -> Array:
         return self.xp.reshape(vector, self.broadcast_shape)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """y = γ x̂ + β with batch statistics (training) or running statistics (inference)."""
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """y = γ x̂ + β with batch statistics (training) or running statistics (inference);
+        keeps x̂, 1/s and the mode."""
         xp = self.xp
-        training = training and self.trainable
+        training = ctx.training and self.trainable
         if training:
             mean = xp.mean(x, axis=self.reduce_axes, keepdims=True)
             centred = x - mean
@@ -107,8 +105,7 @@ class BatchNorm(Layer):
             variance = self._broadcast(self.running_var.value)
         inv_std = 1.0 / xp.sqrt(variance + self.epsilon)
         normalized = centred * inv_std
-        self._cache_normalized, self._cache_inv_std = normalized, inv_std
-        self._cache_training = training
+        ctx.normalized, ctx.inv_std, ctx.batch_statistics = normalized, inv_std, training
         y = normalized
         if self.gamma is not None:
             y = y * self._broadcast(self.gamma.value)
@@ -125,21 +122,22 @@ class BatchNorm(Layer):
         self.running_mean.value = keep * self.running_mean.value + (1.0 - keep) * batch_mean
         self.running_var.value = keep * self.running_var.value + (1.0 - keep) * unbiased_var
 
-    def backward(self, grad_output: Array) -> Array | None:
-        """Sets dL/dγ = Σ G ⊙ x̂, dL/dβ = Σ G; returns dL/dx (see the class docstring)."""
+    def backward(self, ctx: Context, grad_output: Array) -> Array | None:
+        """Adds dL/dγ = Σ G ⊙ x̂, dL/dβ = Σ G; returns dL/dx (see the class docstring)."""
         xp = self.xp
-        normalized, inv_std = self._cache_normalized, self._cache_inv_std
+        normalized, inv_std = ctx.normalized, ctx.inv_std
         if self.trainable:
             if self.gamma is not None:
-                self.gamma.grad = xp.reshape(
-                    xp.sum(grad_output * normalized, axis=self.reduce_axes), (-1,))
+                self.gamma.accumulate_grad(xp.reshape(
+                    xp.sum(grad_output * normalized, axis=self.reduce_axes), (-1,)))
             if self.beta is not None:
-                self.beta.grad = xp.reshape(xp.sum(grad_output, axis=self.reduce_axes), (-1,))
-        if not self.needs_input_grad:
+                self.beta.accumulate_grad(
+                    xp.reshape(xp.sum(grad_output, axis=self.reduce_axes), (-1,)))
+        if not ctx.needs_input_grad[0]:
             return None
         grad_normalized = (grad_output * self._broadcast(self.gamma.value)
                            if self.gamma is not None else grad_output)
-        if not self._cache_training:
+        if not ctx.batch_statistics:
             return grad_normalized * inv_std
         mean_grad = xp.mean(grad_normalized, axis=self.reduce_axes, keepdims=True)
         mean_grad_dot = xp.mean(grad_normalized * normalized, axis=self.reduce_axes,
@@ -165,6 +163,5 @@ class BatchNorm2D(BatchNorm):
         if len(input_shape) != 3:
             raise ShapeError(
                 f"layer '{self.name}' (BatchNorm2D) takes images of shape (batch, channels, "
-                f"height, width), received inputs of shape (batch, "
-                f"{', '.join(map(str, input_shape))})".replace(", )", ")"))
+                f"height, width), received inputs of shape {batch_shape(input_shape)}")
         super().build(input_shape, context)

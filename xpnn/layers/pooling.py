@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xpnn.layers import windows
-from xpnn.layers.base import Array, BuildContext, Layer, Shape
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
+
+if TYPE_CHECKING:
+    from xpnn.backends.base import Backend
 
 
 class Pool2D(Layer):
@@ -61,18 +64,16 @@ class MaxPool2D(Pool2D):
     window in row-major order (the one ``argmax`` returns), as in PyTorch.
     """
 
-    #: What forward leaves for backward (set per instance by forward).
-    _cache_winner: Array | None = None
-
-    def forward(self, x: Array, training: bool = False) -> Array:
-        """y = the maximum of each window (the backend's ``max_pool`` kernel)."""
-        y, self._cache_winner = self.backend.max_pool(x, self.window)
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """y = the maximum of each window (the backend's ``max_pool`` kernel); keeps each
+        window's winning tap."""
+        y, ctx.winner = self.backend.max_pool(x, self.window)
         return y
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx: each output's gradient at its window's winning input."""
         return self.backend.max_pool_backward(
-            grad_output, self._cache_winner, (int(grad_output.shape[0]), *self.input_shape),
+            grad_output, ctx.winner, (int(grad_output.shape[0]), *self.input_shape),
             self.window)
 
 
@@ -86,9 +87,6 @@ class AvgPool2D(Pool2D):
     padding). Backward spreads each output's gradient evenly over its window:
     dL/dx[n, c, u, v] = Σ over the windows containing (u, v) of G[n, c, i, j] / m_ij.
     """
-
-    #: What forward leaves for backward (set per instance by forward).
-    _cache_inverse_counts: Array | None = None
 
     def _windows(self, x: Array) -> Array:
         """The windows of x as (N, H_out, W_out, k_h·k_w, C), padding holding 0."""
@@ -105,30 +103,38 @@ class AvgPool2D(Pool2D):
         shaped = self.xp.reshape(grad_windows, (batch, out_h, out_w, *self.pool_size, channels))
         return self.backend.fold(shaped, (batch, *self.input_shape), self.window)
 
-    def _inverse_counts(self) -> Array:
-        """1 / m_ij as (1, H_out, W_out, 1), counted once per device (the unfolded windows
-        of an image of ones, padded with zeros, summed)."""
-        if self._cache_inverse_counts is None:
-            xp = self.xp
-            _, height, width = self.input_shape
-            ones = xp.ones((1, 1, height, width), dtype=self.dtype,
-                           device=self.backend.native_device)
-            counts = xp.sum(self._windows(ones), axis=3)
-            self._cache_inverse_counts = 1.0 / counts
-        return self._cache_inverse_counts
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Resolve the window and count the real pixels of each window."""
+        super().build(input_shape, context)
+        self.inverse_counts = self._count_inverse()
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def _count_inverse(self) -> Array:
+        """1 / m_ij as (1, H_out, W_out, 1) on the layer's device: the unfolded windows of
+        an image of ones, padded with zeros, summed."""
+        xp = self.xp
+        _, height, width = self.input_shape
+        ones = xp.ones((1, 1, height, width), dtype=self.dtype,
+                       device=self.backend.native_device)
+        return 1.0 / xp.sum(self._windows(ones), axis=3)
+
+    def to(self, backend: Backend) -> None:
+        """Move to another device, counting the windows' pixels there."""
+        moving = self.backend is not None and backend is not self.backend
+        super().to(backend)
+        if moving:
+            self.inverse_counts = self._count_inverse()
+
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = the mean of each window's real inputs."""
         xp = self.xp
-        inverse_counts = self._inverse_counts()
         sums = xp.sum(self._windows(x), axis=3)  # (N, H_out, W_out, C)
-        return xp.permute_dims(sums * inverse_counts, (0, 3, 1, 2))
+        return xp.permute_dims(sums * self.inverse_counts, (0, 3, 1, 2))
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx: G / m spread over each window."""
         xp = self.xp
         area = self.pool_size[0] * self.pool_size[1]
-        share = xp.permute_dims(grad_output, (0, 2, 3, 1)) * self._inverse_counts()
+        share = xp.permute_dims(grad_output, (0, 2, 3, 1)) * self.inverse_counts
         shape = (*share.shape[:3], area, share.shape[3])
         return self._fold(xp.broadcast_to(xp.expand_dims(share, axis=3), shape))
 
@@ -146,11 +152,11 @@ class GlobalAveragePool2D(Layer):
         channels, _, _ = windows.image_shape(self, input_shape)
         return (channels,)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = the mean over the height and width axes."""
         return self.xp.mean(x, axis=(2, 3))
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G / (H W) at every pixel."""
         xp = self.xp
         _, height, width = self.input_shape

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xpnn.errors import ShapeError
-from xpnn.layers.base import Array, Layer, Shape
+from xpnn.layers.base import Array, Context, Layer, Shape
 
 
 class Flatten(Layer):
@@ -21,10 +21,10 @@ class Flatten(Layer):
             size *= n
         return (size,)
 
-    def forward(self, x: Array, training: bool = False) -> Array:
+    def forward(self, ctx: Context, x: Array) -> Array:
         """y = x reshaped to (N, d₁·…·d_k)."""
         return self.xp.reshape(x, (int(x.shape[0]), *self.output_shape))
 
-    def backward(self, grad_output: Array) -> Array:
+    def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G reshaped to the input's shape."""
         return self.xp.reshape(grad_output, (int(grad_output.shape[0]), *self.input_shape))

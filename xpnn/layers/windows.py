@@ -12,10 +12,10 @@ import numbers
 from typing import Any
 
 from xpnn.backends.base import Window
+from xpnn.errors import ShapeError
+from xpnn.layers.base import Layer, Shape, batch_shape
 
 __all__ = ["Padding", "Window", "image_shape", "make_window", "padding_argument", "pair"]
-from xpnn.errors import ShapeError
-from xpnn.layers.base import Layer, Shape
 
 #: What ``padding`` may be after :func:`padding_argument`.
 Padding = str | tuple[int, int]
@@ -47,8 +47,7 @@ def image_shape(layer: Layer, input_shape: Shape) -> tuple[int, int, int]:
     if len(input_shape) != 3:
         raise ShapeError(
             f"layer '{layer.name}' ({type(layer).__name__}) takes images of shape (batch, "
-            f"channels, height, width), received inputs of shape (batch, "
-            f"{', '.join(map(str, input_shape))})".replace(", )", ")"))
+            f"channels, height, width), received inputs of shape {batch_shape(input_shape)}")
     channels, height, width = input_shape
     return channels, height, width
 

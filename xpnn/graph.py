@@ -1,0 +1,447 @@
+"""Graphs of layer calls: symbolic tensors, nodes, and running a graph forward and back.
+
+Calling a layer on a :class:`SymbolicTensor` (made by :func:`Input`, or returned by an earlier
+call) runs nothing: it records a :class:`Node` — the layer, the tensors it was called on and
+the tensors it returns, whose shapes the layer computes from its input shapes — and returns
+those output tensors. :class:`Graph` takes a model's input and output tensors, collects every
+node between them in the order the calls were made (which is a topological order: a call can
+only use tensors that exist), and runs them:
+
+- **forward**: each node's layer runs on the arrays of its input tensors with a fresh
+  :class:`~xpnn.layers.base.Context`, which the graph keeps for the backward pass;
+- **backward**: the nodes in reverse order, each given dL/d(its outputs) and returning
+  dL/d(its inputs); where a tensor feeds several nodes (fan-out) the gradients it receives
+  are summed, dL/dt = Σ_consumers dL/dt|_consumer. A layer called by several nodes (a shared
+  layer) adds the parameter gradients of each call to the same ``Parameter.grad``.
+
+Shapes never include the batch axis. The graph checks every node's inputs and outputs (shape,
+dtype, device) on its first run after being built or moved; later runs check only what
+depends on the values (Embedding's id range), since the shapes cannot change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from xpnn.errors import DeviceError, DTypeError, GraphError, ShapeError
+from xpnn.names import unique_name
+
+Array = Any
+Shape = tuple[int, ...]
+
+#: The dtypes an :func:`Input` may declare (None: the model's float dtype, or integer ids
+#: when every layer reading it takes token ids).
+INPUT_DTYPES = (None, "float32", "float64", "int32", "int64", "bool")
+
+_serials = itertools.count()
+_serial_lock = threading.Lock()
+
+
+def _next_serial() -> int:
+    with _serial_lock:
+        return next(_serials)
+
+
+class GraphLayer(Protocol):
+    """What a graph uses of a layer (:class:`xpnn.layers.base.Layer` is the implementation;
+    this module sits below it and does not import it)."""
+
+    name: str
+    calls: int
+    checks_values: bool
+    built: bool
+    input_shape: Any
+    backend: Any
+    dtype: Any
+    dtype_name: str | None
+
+    def check_symbolic_input(self, tensors: list[SymbolicTensor]) -> None: ...  # noqa: D102
+    def matches_built_shape(self, input_shape: Any) -> bool: ...  # noqa: D102
+    def compute_output_shape(self, input_shape: Any) -> Any: ...  # noqa: D102
+    def check_input(self, inputs: Any) -> None: ...  # noqa: D102
+    def forward(self, ctx: Context, inputs: Any) -> Any: ...  # noqa: D102
+    def backward(self, ctx: Context, grad_output: Any) -> Any: ...  # noqa: D102
+    def trainable_parameters(self) -> list[Any]: ...  # noqa: D102
+
+
+class Context:
+    """One call of a layer on arrays: its mode and what its forward keeps for its backward.
+
+    A layer's ``forward(ctx, inputs)`` stores on ``ctx`` exactly what its
+    ``backward(ctx, grad_output)`` will need (``ctx.input = x``); nothing of a call is kept
+    on the layer itself, so a layer can be called any number of times in one step, each call
+    with its own context. ``training`` is the mode of the call; ``needs_input_grad[i]`` says
+    whether the call's i-th input needs dL/dx_i (False for the model's inputs and token ids:
+    ``backward`` may then skip that product and return None in its place).
+    """
+
+    def __init__(self, training: bool = False,
+                 needs_input_grad: tuple[bool, ...] = (True,)) -> None:
+        self.training = training
+        self.needs_input_grad = needs_input_grad
+
+    def __repr__(self) -> str:
+        kept = ", ".join(key for key in vars(self) if key not in ("training",
+                                                                  "needs_input_grad"))
+        return (f"Context(training={self.training}, needs_input_grad={self.needs_input_grad}"
+                f", kept: {kept or 'nothing'})")
+
+
+class SymbolicTensor:
+    """A placeholder for the arrays that will flow along one edge of a graph.
+
+    ``shape`` excludes the batch axis; ``dtype`` is a dtype name, or None for "the model's
+    float dtype"; ``node`` is the call that produces it (None for an :func:`Input`) and
+    ``index`` which of that call's outputs it is.
+    """
+
+    __slots__ = ("dtype", "index", "name", "node", "serial", "shape")
+
+    def __init__(self, shape: Shape, dtype: str | None, node: Node | None, index: int,
+                 name: str) -> None:
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.node = node
+        self.index = index
+        self.name = name
+        self.serial = _next_serial()
+
+    @property
+    def is_input(self) -> bool:
+        """Whether this tensor is a graph input (made by :func:`Input`)."""
+        return self.node is None
+
+    def __repr__(self) -> str:
+        dtype = self.dtype or "float"
+        return f"SymbolicTensor(name={self.name!r}, shape={(None, *self.shape)}, dtype={dtype})"
+
+
+class Node:
+    """One call of a layer in a graph: ``inputs`` (the tensors it was called on; ``as_list``
+    says whether they were passed as a list) and ``outputs`` (one tensor per output of the
+    layer; ``multiple_outputs`` says whether the call returned a list)."""
+
+    __slots__ = ("as_list", "inputs", "layer", "multiple_outputs", "outputs", "serial")
+
+    def __init__(self, layer: GraphLayer, inputs: list[SymbolicTensor], as_list: bool) -> None:
+        self.layer = layer
+        self.inputs = inputs
+        self.as_list = as_list
+        self.outputs: list[SymbolicTensor] = []
+        self.multiple_outputs = False
+        self.serial = _next_serial()
+
+    def input_structure(self, values: list[Any]) -> Any:
+        """``values`` (one per input tensor) shaped as the layer was called: a list, or the
+        single value."""
+        return list(values) if self.as_list else values[0]
+
+    def __repr__(self) -> str:
+        names = ", ".join(t.name for t in self.inputs)
+        return f"Node({self.layer.name}({names}))"
+
+
+def Input(shape: Sequence[int], dtype: str | None = None, name: str | None = None  # noqa: N802
+          ) -> SymbolicTensor:
+    """A symbolic input of a graph model: arrays of shape ``(batch, *shape)``.
+
+    ``dtype`` None means the model's float dtype, or integer token ids when every layer that
+    reads this input takes ids (Embedding); name an explicit dtype (``"int64"``, ``"bool"``,
+    ``"float32"``...) to say otherwise. ``name`` names the input in ``fit``/``predict``
+    dicts and summaries (default ``input``, ``input_1``, ...).
+    """
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ShapeError(f"Input: shape must be a tuple of positive integers without the "
+                         f"batch axis, e.g. (64,), received {shape!r}") from None
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                            for n in shape):
+        raise ShapeError(f"Input: shape must be a tuple of positive integers without the "
+                         f"batch axis, e.g. (64,), received {shape!r}")
+    if dtype not in INPUT_DTYPES:
+        raise DTypeError(f"Input: dtype must be one of {INPUT_DTYPES}, received {dtype!r}")
+    return SymbolicTensor(shape, dtype, None, 0, name or unique_name("input"))
+
+
+def symbolic_inputs(layer: GraphLayer, inputs: Any) -> list[SymbolicTensor] | None:
+    """The symbolic tensors ``layer`` is called on, as a list; None when the call is on
+    arrays. A call that mixes symbolic tensors and arrays is refused."""
+    items = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    symbolic = [isinstance(item, SymbolicTensor) for item in items]
+    if not any(symbolic):
+        return None
+    if not all(symbolic):
+        kinds = ", ".join(type(item).__name__ for item in items)
+        raise GraphError(f"layer '{layer.name}' ({type(layer).__name__}) was called on a mix "
+                         f"of symbolic tensors and arrays ({kinds}): in a graph, make every "
+                         "input an xpnn.Input or a layer's output")
+    return items
+
+
+def record_call(layer: GraphLayer, inputs: Any) -> SymbolicTensor | list[SymbolicTensor]:
+    """Record the call ``layer(inputs)`` on symbolic tensors: check the inputs, compute the
+    output shapes, and return the output tensor(s) of a new :class:`Node`."""
+    as_list = isinstance(inputs, list | tuple)
+    tensors = list(inputs) if as_list else [inputs]
+    layer.check_symbolic_input(tensors)
+    shapes = [tensor.shape for tensor in tensors]
+    input_shape: Any = shapes if as_list else shapes[0]
+    if layer.built and not layer.matches_built_shape(input_shape):
+        raise ShapeError(
+            f"layer '{layer.name}' ({type(layer).__name__}) was built for inputs of shape "
+            f"{_describe_shapes(layer.input_shape)} and cannot be called on "
+            f"{_describe_shapes(input_shape)}: a shared layer takes the same shapes at every "
+            "call")
+    output_shape = layer.compute_output_shape(input_shape)
+    node = Node(layer, tensors, as_list)
+    node.multiple_outputs = isinstance(output_shape, list)
+    base = layer.name if layer.calls == 0 else f"{layer.name}_{layer.calls}"
+    layer.calls += 1
+    if node.multiple_outputs:
+        node.outputs = [SymbolicTensor(shape, None, node, index, f"{base}/{index}")
+                        for index, shape in enumerate(output_shape)]
+        return list(node.outputs)
+    node.outputs = [SymbolicTensor(output_shape, None, node, 0, base)]
+    return node.outputs[0]
+
+
+def _describe_shapes(shape: Any) -> str:
+    if isinstance(shape, list):
+        return "[" + ", ".join(str((None, *s)) for s in shape) + "]"
+    return str((None, *shape))
+
+
+class _Step:
+    """One node of a compiled graph: where its inputs and outputs live among the graph's
+    value slots, and which slots can be dropped once it has run."""
+
+    __slots__ = ("input_slots", "node", "output_slots", "release")
+
+    def __init__(self, node: Node, input_slots: list[int], output_slots: list[int]) -> None:
+        self.node = node
+        self.input_slots = input_slots
+        self.output_slots = output_slots
+        self.release: list[int] = []
+
+
+class Graph:
+    """The nodes between ``inputs`` and ``outputs`` in a runnable order (see the module
+    docstring). ``owner`` names the model in error messages.
+
+    Refused with a :class:`~xpnn.errors.GraphError`: inputs that are not :func:`Input`
+    tensors, an output that depends on an Input that is not among ``inputs``, an input that
+    no output depends on, two different layers (or two inputs) with one name, a cycle.
+    """
+
+    def __init__(self, inputs: Sequence[SymbolicTensor], outputs: Sequence[SymbolicTensor],
+                 owner: str) -> None:
+        where = f"model '{owner}'"
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        for role, tensors in (("inputs", self.inputs), ("outputs", self.outputs)):
+            if not tensors:
+                raise GraphError(f"{where} needs at least one tensor in its {role}")
+            for tensor in tensors:
+                if not isinstance(tensor, SymbolicTensor):
+                    raise GraphError(f"{where}: its {role} must be symbolic tensors (from "
+                                     f"xpnn.Input and layer calls), received "
+                                     f"{type(tensor).__name__}")
+        for tensor in self.inputs:
+            if not tensor.is_input:
+                raise GraphError(f"{where}: input '{tensor.name}' is the output of layer "
+                                 f"'{tensor.node.layer.name}'; a model's inputs come from "
+                                 "xpnn.Input")
+        _refuse_duplicates(where, "inputs", [t.name for t in self.inputs], self.inputs)
+        self.nodes = self._collect(where)
+        self.layers: list[GraphLayer] = []
+        for node in self.nodes:
+            if not any(layer is node.layer for layer in self.layers):
+                self.layers.append(node.layer)
+        _refuse_duplicates(where, "layers", [layer.name for layer in self.layers],
+                           self.layers)
+        self._number_slots()
+        #: Whether the next run checks every node's inputs and outputs.
+        self.verified = False
+        self._needs_cache: dict[tuple[bool, ...], list[bool]] = {}
+
+    # -- structure -----------------------------------------------------------------------
+    def _collect(self, where: str) -> list[Node]:
+        """Every node some output depends on, in call order; checks inputs and cycles."""
+        found: dict[int, Node] = {}
+        reached_inputs: list[SymbolicTensor] = []
+        stack = list(self.outputs)
+        seen: set[int] = set()
+        while stack:
+            tensor = stack.pop()
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            if tensor.is_input:
+                reached_inputs.append(tensor)
+                continue
+            node = tensor.node
+            if id(node) not in found:
+                found[id(node)] = node
+                stack.extend(node.inputs)
+        for tensor in reached_inputs:
+            if not any(tensor is given for given in self.inputs):
+                names = [t.name for t in self.inputs]
+                raise GraphError(f"{where}: its outputs depend on Input '{tensor.name}', "
+                                 f"which is not among its inputs {names}: pass every Input "
+                                 "the outputs are computed from")
+        for tensor in self.inputs:
+            if not any(tensor is reached for reached in reached_inputs):
+                raise GraphError(f"{where}: input '{tensor.name}' is never used: no output "
+                                 "depends on it; remove it from the inputs or use it")
+        nodes = sorted(found.values(), key=lambda node: node.serial)
+        position = {id(node): index for index, node in enumerate(nodes)}
+        for index, node in enumerate(nodes):
+            for tensor in node.inputs:
+                if not tensor.is_input and position[id(tensor.node)] >= index:
+                    raise GraphError(f"{where} has a cycle through layer "
+                                     f"'{node.layer.name}': a call cannot use a tensor that "
+                                     "is computed from its own output")
+        return nodes
+
+    def _number_slots(self) -> None:
+        """Give every tensor a slot in the list of values a run fills in."""
+        slots: dict[int, int] = {id(t): i for i, t in enumerate(self.inputs)}
+        self.steps: list[_Step] = []
+        for node in self.nodes:
+            input_slots = [slots[id(t)] for t in node.inputs]
+            output_slots = []
+            for tensor in node.outputs:
+                slots[id(tensor)] = len(slots)
+                output_slots.append(slots[id(tensor)])
+            self.steps.append(_Step(node, input_slots, output_slots))
+        self.num_slots = len(slots)
+        self.output_slots = [slots[id(t)] for t in self.outputs]
+        last_use: dict[int, int] = {}
+        for index, step in enumerate(self.steps):
+            for slot in step.input_slots:
+                last_use[slot] = index
+        kept = set(self.output_slots)
+        for slot, index in last_use.items():
+            if slot not in kept:
+                self.steps[index].release.append(slot)
+        self.integer_slots = set()
+        for index, tensor in enumerate(self.inputs):
+            if tensor.dtype is not None and tensor.dtype not in ("float32", "float64"):
+                self.integer_slots.add(index)
+
+    def needs_grad(self, input_grads: bool = False) -> list[bool]:
+        """Which slots need a gradient in the backward pass: a tensor does when a layer with
+        trainable parameters produced it or one of its ancestors (``input_grads``: the
+        model's float inputs too). Cached per pattern of frozen layers."""
+        key = (input_grads, *(bool(layer.trainable_parameters()) for layer in self.layers))
+        needs = self._needs_cache.get(key)
+        if needs is None:
+            needs = [input_grads and slot not in self.integer_slots
+                     for slot in range(self.num_slots)]
+            for step in self.steps:
+                upstream = (bool(step.node.layer.trainable_parameters())
+                            or any(needs[slot] for slot in step.input_slots))
+                for slot in step.output_slots:
+                    needs[slot] = upstream
+            self._needs_cache[key] = needs
+        return needs
+
+    def invalidate(self) -> None:
+        """Check every node again on the next run (after a move to another device)."""
+        self.verified = False
+
+    # -- running -------------------------------------------------------------------------
+    def forward(self, arrays: Sequence[Array], training: bool, record: bool = False,
+                input_grads: bool = False, sink: dict[str, Array] | None = None
+                ) -> tuple[list[Array], list[Context] | None]:
+        """Run every node on the input ``arrays`` (one per input, in order); returns the
+        outputs and, with ``record``, the contexts :meth:`backward` needs (``input_grads``:
+        the backward pass will also return dL/d(inputs)). A ``sink`` dict receives every
+        node's outputs by tensor name."""
+        values: list[Any] = [None] * self.num_slots
+        values[:len(arrays)] = arrays
+        needs = self.needs_grad(input_grads) if record else None
+        contexts: list[Context] | None = [] if record else None
+        checking = not self.verified
+        for step in self.steps:
+            node = step.node
+            args = [values[slot] for slot in step.input_slots]
+            inputs = args if node.as_list else args[0]
+            if checking or node.layer.checks_values:
+                node.layer.check_input(inputs)
+            ctx = Context(training, tuple(needs[slot] for slot in step.input_slots)
+                          if needs is not None else (False,) * len(args))
+            result = node.layer.forward(ctx, inputs)
+            outputs = list(result) if node.multiple_outputs else [result]
+            if checking:
+                _check_outputs(node, outputs)
+            for slot, value in zip(step.output_slots, outputs, strict=True):
+                values[slot] = value
+            if sink is not None:
+                sink.update({t.name: value for t, value in zip(node.outputs, outputs,
+                                                                strict=True)})
+            for slot in step.release:
+                values[slot] = None
+            if contexts is not None:
+                contexts.append(ctx)
+        self.verified = True
+        return [values[slot] for slot in self.output_slots], contexts
+
+    def backward(self, contexts: list[Context], grad_outputs: Sequence[Array | None]
+                 ) -> list[Array | None]:
+        """Propagate dL/d(outputs) back through the nodes of the recorded run, adding the
+        parameter gradients of every call; returns dL/d(inputs) (None where not asked for
+        with ``input_grads`` or not reached)."""
+        grads: list[Any] = [None] * self.num_slots
+        for slot, grad in zip(self.output_slots, grad_outputs, strict=True):
+            if grad is not None:
+                grads[slot] = grad if grads[slot] is None else grads[slot] + grad
+        for step, ctx in zip(reversed(self.steps), reversed(contexts), strict=True):
+            node = step.node
+            received = [grads[slot] for slot in step.output_slots]
+            for slot in step.output_slots:
+                grads[slot] = None
+            if all(grad is None for grad in received):
+                continue
+            result = node.layer.backward(
+                ctx, tuple(received) if node.multiple_outputs else received[0])
+            returned = list(result) if node.as_list else [result]
+            for slot, grad, needed in zip(step.input_slots, returned, ctx.needs_input_grad,
+                                          strict=True):
+                if needed and grad is not None:
+                    grads[slot] = grad if grads[slot] is None else grads[slot] + grad
+        return grads[:len(self.inputs)]
+
+
+def _refuse_duplicates(where: str, role: str, names: list[str], objects: list[Any]) -> None:
+    seen: dict[str, Any] = {}
+    for name, obj in zip(names, objects, strict=True):
+        if name in seen and seen[name] is not obj:
+            raise GraphError(f"{where} has two different {role} named '{name}': give them "
+                             "different names (automatic names are always unique)")
+        seen[name] = obj
+
+
+def _check_outputs(node: Node, outputs: list[Array]) -> None:
+    """Each output of a node has the batch of its input, the shape its layer computed, the
+    layer's dtype, and lives on the layer's device."""
+    layer = node.layer
+    where = f"layer '{layer.name}' ({type(layer).__name__})"
+    if len(outputs) != len(node.outputs):
+        raise ShapeError(f"{where} returned {len(outputs)} arrays, its output shape promised "
+                         f"{len(node.outputs)}")
+    for tensor, array in zip(node.outputs, outputs, strict=True):
+        if not layer.backend.owns(array):
+            raise DeviceError(f"{where} returned an array that is not on its device "
+                              f"{layer.backend.device}")
+        if tuple(array.shape[1:]) != tensor.shape:
+            raise ShapeError(f"{where} returned shape {tuple(array.shape)}, but its "
+                             f"compute_output_shape promised {(None, *tensor.shape)}")
+        if array.dtype != layer.dtype:
+            raise DTypeError(f"{where} returned dtype {layer.backend.dtype_name(array.dtype)}, "
+                             f"expected {layer.dtype_name}")

@@ -1,0 +1,121 @@
+"""The record of a training run: the History ``fit`` returns, and the position ``fit`` has
+reached (what a checkpoint needs to resume it exactly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class History:
+    """What ``fit`` returns: ``history[key]`` is the list of per-epoch values of ``key``
+    (``loss``, each metric, ``learning_rate``, and ``val_`` versions with validation data).
+
+    ``logs[i]`` is the dict of epoch ``epoch[i]``; entries that callbacks add to it at the end
+    of the epoch appear in ``history`` too. An epoch whose loss was not finite has no ``val_``
+    values, so those lists can be shorter (such an epoch always ends training).
+    """
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
+        self.logs: list[dict[str, float]] = []
+
+    def record(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append one epoch's logs (kept by reference)."""
+        self.epoch.append(epoch)
+        self.logs.append(logs)
+
+    def before(self, epoch: int) -> History:
+        """A new History with the epochs before ``epoch`` only."""
+        done = History()
+        for number, logs in zip(self.epoch, self.logs, strict=True):
+            if number < epoch:
+                done.record(number, logs)
+        return done
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Every key's values, epoch by epoch, in order of first appearance."""
+        values: dict[str, list[float]] = {}
+        for logs in self.logs:
+            for key, value in logs.items():
+                values.setdefault(key, []).append(value)
+        return values
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        keys = ", ".join(self.history)
+        return f"History({len(self.epoch)} epochs: {keys})"
+
+
+@dataclass
+class TrainingPosition:
+    """Where ``fit`` is: the epoch in progress (or next), the batches done in it, the batch
+    generator's state when that epoch began, and what a resumed epoch needs to continue.
+
+    ``fit`` moves it with :meth:`start_epoch`, :meth:`advance` and :meth:`finish_epoch`.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    epoch_start_rng_state: dict[str, Any] | None = None
+    num_samples: int = 0
+    batch_size: int = 0
+    shuffle: bool = True
+    #: (total, count) of the epoch's running loss and of each metric, for a half-done epoch.
+    accumulators: list[tuple[float, int]] = field(default_factory=list)
+    #: The running loss and metrics of the fit in progress (read when a checkpoint is saved).
+    live_accumulators: list[Any] = field(default_factory=list, repr=False)
+
+    def start_epoch(self, rng_state: dict[str, Any]) -> None:
+        """Note the batch-order generator's state at the start of the current epoch (the
+        order of a resumed epoch is drawn again from it), and restore the running sums of
+        an epoch resumed half-way, or reset them for a fresh one."""
+        self.epoch_start_rng_state = rng_state
+        if self.batch == 0:
+            for accumulator in self.live_accumulators:
+                accumulator.reset()
+        else:
+            for accumulator, state in zip(self.live_accumulators, self.accumulators,
+                                          strict=True):
+                accumulator.set_state(state)
+
+    def advance(self, batches_done: int) -> None:
+        """``batches_done`` batches of the current epoch are done."""
+        self.batch = batches_done
+
+    def finish_epoch(self, steps: int, rng_state: dict[str, Any]) -> None:
+        """The current epoch is over: if all ``steps`` batches ran (no callback interrupted
+        it), move to the start of the next epoch."""
+        if self.batch == steps:
+            self.epoch, self.batch = self.epoch + 1, 0
+            self.epoch_start_rng_state = rng_state
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-compatible values (the running sums only in the middle of an epoch)."""
+        sums = [a.state() for a in self.live_accumulators] if self.batch else []
+        return {"epoch": self.epoch, "batch": self.batch,
+                "epoch_start_rng_state": self.epoch_start_rng_state,
+                "num_samples": self.num_samples, "batch_size": self.batch_size,
+                "shuffle": self.shuffle, "accumulators": [list(a) for a in sums]}
+
+    def check_compatible(self, num_samples: int, batch_size: int, shuffle: bool,
+                         path: Any) -> None:
+        """A checkpoint taken in the middle of an epoch can only go on with the same data
+        size, batch size and shuffling (its batch position means nothing otherwise)."""
+        if self.batch and (num_samples, batch_size, shuffle) != (
+                self.num_samples, self.batch_size, self.shuffle):
+            raise ValueError(
+                f"'{path}' stopped after batch {self.batch} of epoch {self.epoch + 1} with "
+                f"{self.num_samples} samples, batch_size={self.batch_size}, "
+                f"shuffle={self.shuffle}; resuming it needs the same, got {num_samples}, "
+                f"{batch_size}, {shuffle}")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainingPosition:
+        """Inverse of :meth:`to_json`."""
+        return cls(int(data["epoch"]), int(data["batch"]), data["epoch_start_rng_state"],
+                   int(data["num_samples"]), int(data["batch_size"]), bool(data["shuffle"]),
+                   [(float(t), int(c)) for t, c in data["accumulators"]])

@@ -1,0 +1,403 @@
+"""The training and inference verbs of a model: ``fit``, ``evaluate``, ``predict``,
+``train_on_batch``, ``test_on_batch`` and ``layer_outputs``.
+
+One training step on a batch (x, y), for a model f with outputs ŷ_k = f_k(x; θ), losses
+ℓ_k with weights w_k, and the optimizer's L2 coefficients λ_w::
+
+    L = Σ_k w_k ℓ_k(ŷ_k, y_k) + Σ_w ½ λ_w ‖w‖²
+    g = ∇_θ L                       (graph backward: dL/dθ summed over every call of a layer)
+    θ ← update(θ, clip(g))          (the optimizer, in place on the device)
+
+Data crosses the host/device line only at this boundary (:mod:`xpnn.inputs`): whole arrays
+are checked and cast once per call, batches move to the device one at a time, and only the
+loss and metrics come back — when the progress bar is redrawn and when an epoch ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xpnn import callbacks as callbacks_module
+from xpnn import checks
+from xpnn import metrics as metrics_module
+from xpnn.data import batch_indices
+from xpnn.errors import NonFiniteError, NotReadyError, ShapeError
+from xpnn.graph import Context
+from xpnn.history import History, TrainingPosition
+from xpnn.inputs import by_position, check_input, check_target
+from xpnn.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from xpnn.backends.base import Backend
+    from xpnn.graph import Graph
+    from xpnn.inputs import InputSpec, OutputSpec
+    from xpnn.layers.base import Parameter
+    from xpnn.losses import Loss
+    from xpnn.optimizers import Optimizer
+
+Array = Any
+
+
+class Tally:
+    """The running means of one pass over data: the loss, each output's loss (with several
+    outputs) and each metric, accumulated on the device batch by batch and read on demand.
+
+    ``accumulators`` is what a checkpoint saves of a half-done epoch, in a fixed order.
+    """
+
+    def __init__(self, output_names: list[str], output_metrics: list[list[Any]]) -> None:
+        self.loss = metrics_module.Mean("loss")
+        several = len(output_names) > 1
+        self.output_losses = ([metrics_module.Mean(f"{name}_loss") for name in output_names]
+                              if several else [])
+        self.metrics = [(f"{name}_{metric.name}" if several else metric.name, k, metric)
+                        for k, (name, metrics) in enumerate(zip(output_names, output_metrics,
+                                                                strict=True))
+                        for metric in metrics]
+        self.accumulators = [self.loss, *self.output_losses,
+                             *(metric for _, _, metric in self.metrics)]
+
+    def reset(self) -> None:
+        """Forget every batch."""
+        for accumulator in self.accumulators:
+            accumulator.reset()
+
+    def add(self, total: Array, values: list[Array], outputs: list[Array],
+            targets: list[Array], count: int) -> None:
+        """Add one batch of ``count`` samples: its total loss, each output's loss, and the
+        metrics of its outputs."""
+        self.loss.add(total, count)
+        for mean, value in zip(self.output_losses, values, strict=False):
+            mean.add(value, count)
+        for _, output, metric in self.metrics:
+            metric.update(outputs[output], targets[output])
+
+    def logs(self) -> dict[str, float]:
+        """The means so far, read from the device."""
+        logs = {"loss": self.loss.result()}
+        logs.update({mean.name: mean.result() for mean in self.output_losses})
+        logs.update({key: metric.result() for key, _, metric in self.metrics})
+        return logs
+
+
+class Trainer:
+    """The verbs of :class:`~xpnn.model.Model` that run data through it (see the module
+    docstring); the model supplies its structure (``graph``, ``input_specs``,
+    ``output_specs``), compile settings and device."""
+
+    backend: Backend
+    graph: Graph
+    name: str
+    dtype: str
+    optimizer: Optimizer | None
+    output_losses: list[Loss]
+    loss_weights: list[float]
+    output_metrics: list[list[Any]]
+    input_specs: list[InputSpec]
+    output_specs: list[OutputSpec]
+    stop_training: bool
+    _single_output: bool
+    _fit_position: TrainingPosition | None
+    _fit_history: History | None
+
+    # -- the model supplies these -----------------------------------------------------------
+    def trainable_parameters(self) -> list[Parameter]:  # pragma: no cover - see Model
+        """The parameters the optimizer updates."""
+        raise NotImplementedError
+
+    def _build_from_data(self, x: Any, role: str) -> None:
+        """Build from the first data (a Sequential); a Model is always built."""
+
+    def _restore_checkpoint(self, path: Any) -> tuple[TrainingPosition, History]:
+        """Load a checkpoint's parameters, optimizer state and generators; return its
+        training position and History (see Model)."""
+        raise NotImplementedError
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        validation_data: tuple[Any, Any] | None = None,
+        verbose: int = 1,
+        seed: int | None = None,
+        callbacks: Sequence[callbacks_module.Callback] = (),
+        checkpoint: Any = None,
+        resume_from: Any = None,
+    ) -> History:
+        """Train until ``epochs`` epochs are done, in mini-batches of ``batch_size``.
+
+        ``x`` and ``y`` are arrays, or lists (dicts by name) of arrays for several inputs or
+        outputs. The batch order is drawn from ``seed`` (fresh entropy if None). Metrics are
+        averaged over each epoch's batches as the weights change; ``validation_data``
+        ``(x_val, y_val)`` is evaluated at the end of each epoch. ``verbose``: 0 silent, 1
+        progress bar, 2 one line per epoch. ``callbacks`` (see :mod:`xpnn.callbacks`) are
+        called around epochs and batches; one may end training early by setting
+        ``model.stop_training``. The History holds each epoch's loss (with the L2 term when
+        weight decay is on; with several outputs also each ``<output>_loss``), metrics and
+        learning rate.
+
+        ``checkpoint``: a path where a resumable checkpoint is written (atomically) after
+        every epoch (a ``ModelCheckpoint`` callback gives more control). ``resume_from``: a
+        checkpoint to continue from: parameters, optimizer state, generators, History and the
+        position (epoch and batch) are restored, and training goes on until ``epochs`` epochs
+        are done in all (``seed`` is then ignored: the batch order continues from the
+        checkpoint). The returned History holds the earlier epochs too.
+
+        Raises :class:`~xpnn.errors.NonFiniteError` naming the epoch and the batch if the
+        loss becomes NaN or infinite (unless a callback stopped training on it).
+        """
+        self._require_compiled()
+        where = f"model '{self.name}'"
+        epochs = checks.integer(where, "epochs", epochs, 0)
+        batch_size = checks.integer(where, "batch_size", batch_size, 1)
+        rng = np.random.default_rng(seed)
+        hooks = list(callbacks)
+        if checkpoint is not None:
+            hooks.append(callbacks_module.ModelCheckpoint(checkpoint))
+        with self.backend.scope():
+            x_data, y_data = self._data(x, y)
+            validation = None
+            if validation_data is not None:
+                validation = self._data(*_pair(validation_data, where), role="validation ")
+            num_samples = int(x_data[0].shape[0])
+            steps = math.ceil(num_samples / batch_size)
+            tally = self._tally()
+            if resume_from is not None:
+                position, history = self._restore_checkpoint(resume_from)
+                position.check_compatible(num_samples, batch_size, shuffle, resume_from)
+                rng.bit_generator.state = position.epoch_start_rng_state
+            else:
+                position, history = TrainingPosition(), History()
+            position.num_samples, position.batch_size, position.shuffle = (
+                num_samples, batch_size, shuffle)
+            position.live_accumulators = tally.accumulators
+            self._fit_position, self._fit_history = position, history
+            callback_list = callbacks_module.CallbackList(hooks, self)
+            self.stop_training = False
+            callback_list.on_train_begin({})
+            for epoch in range(position.epoch, epochs):
+                position.start_epoch(rng.bit_generator.state)
+                callback_list.on_epoch_begin(epoch, {})
+                progress = ProgressBar(steps, epoch, epochs, verbose)
+                batch_losses = self._run_epoch(x_data, y_data, batch_size, shuffle, rng,
+                                               tally, position, callback_list, progress)
+                logs = tally.logs()
+                if not math.isfinite(logs["loss"]) and not self.stop_training:
+                    raise _non_finite_loss(batch_losses, epoch, steps)
+                if validation is not None and math.isfinite(logs["loss"]):
+                    val_logs = self._evaluate_data(*validation, max(batch_size, 256))
+                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                logs["learning_rate"] = self.optimizer.learning_rate
+                history.record(epoch, logs)
+                position.finish_epoch(steps, rng.bit_generator.state)
+                progress.finish(logs)
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            callback_list.on_train_end({})
+        return history
+
+    def _run_epoch(self, x_data: list[Array], y_data: list[Array], batch_size: int,
+                   shuffle: bool, rng: np.random.Generator, tally: Tally,
+                   position: TrainingPosition, callback_list: callbacks_module.CallbackList,
+                   progress: ProgressBar) -> dict[int, Array]:
+        """The batches of one epoch from ``position.batch`` on: a training step each, with
+        the batch hooks and the progress bar; returns each batch's loss (on the device)."""
+        params = self.trainable_parameters()  # a callback may have frozen layers
+        num_samples = int(x_data[0].shape[0])
+        order = list(batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng))
+        batch_losses = {}
+        for step in range(position.batch, len(order)):
+            indices = order[step]
+            callback_list.on_batch_begin(step, {"size": len(indices)})
+            loss = self._train_step(self._rows(x_data, indices), self._rows(y_data, indices),
+                                    params, tally)
+            batch_losses[step] = loss
+            position.advance(step + 1)
+            progress.update(step + 1, tally.logs)
+            batch_logs = {"size": len(indices)}
+            if callback_list.wants_batch_loss:
+                batch_logs["loss"] = float(loss)
+            callback_list.on_batch_end(step, batch_logs)
+            if self.stop_training:
+                break
+        return batch_losses
+
+    def _train_step(self, x_batch: list[Array], y_batch: list[Array],
+                    params: list[Parameter], tally: Tally) -> Array:
+        """Forward, losses, backward and one optimizer step of ``params``; adds the batch
+        to ``tally`` and returns its loss, with the L2 term of the weights the step started
+        from (see the module docstring)."""
+        for param in params:
+            param.grad = None
+        outputs, contexts = self.graph.forward(x_batch, training=True, record=True)
+        values, grads = [], []
+        for loss, weight, output, target in zip(self.output_losses, self.loss_weights,
+                                                outputs, y_batch, strict=True):
+            ctx = Context(training=True)
+            values.append(loss.forward(ctx, output, target))
+            grad = loss.backward(ctx)
+            grads.append(grad if weight == 1.0 else grad * weight)
+        total = _weighted_sum(values, self.loss_weights)
+        self.graph.backward(contexts, grads)
+        penalty = self.optimizer.penalty(params)
+        self.optimizer.step(params)
+        if penalty is not None:
+            total = total + penalty
+        tally.add(total, values, outputs, y_batch, int(x_batch[0].shape[0]))
+        return total
+
+    def train_on_batch(self, x: Any, y: Any) -> dict[str, float]:
+        """One optimizer step on one batch; returns that batch's loss and metrics."""
+        self._require_compiled()
+        with self.backend.scope():
+            x_data, y_data = self._data(x, y)
+            tally = self._tally()
+            tally.reset()
+            self._train_step(self._rows(x_data, slice(None)), self._rows(y_data, slice(None)),
+                             self.trainable_parameters(), tally)
+            return tally.logs()
+
+    # -- evaluation and inference ------------------------------------------------------------
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
+        """The loss (with the L2 term) and metrics over (x, y), as a dict of floats."""
+        self._require_compiled()
+        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
+        with self.backend.scope():
+            return self._evaluate_data(*self._data(x, y), batch_size)
+
+    def test_on_batch(self, x: Any, y: Any) -> dict[str, float]:
+        """Loss and metrics of one batch, without updating anything."""
+        self._require_compiled()
+        with self.backend.scope():
+            x_data, y_data = self._data(x, y)
+            return self._evaluate_data(x_data, y_data, int(x_data[0].shape[0]))
+
+    def _evaluate_data(self, x_data: list[Array], y_data: list[Array],
+                       batch_size: int) -> dict[str, float]:
+        tally = self._tally()
+        tally.reset()
+        num_samples = int(x_data[0].shape[0])
+        for indices in batch_indices(num_samples, batch_size, shuffle=False):
+            targets = self._rows(y_data, indices)
+            outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
+            values = [loss.forward(Context(), output, target) for loss, output, target
+                      in zip(self.output_losses, outputs, targets, strict=True)]
+            total = _weighted_sum(values, self.loss_weights)
+            tally.add(total, values, outputs, targets, _count(indices, num_samples))
+        logs = tally.logs()
+        penalty = self.optimizer.penalty(self.trainable_parameters())
+        if penalty is not None:
+            logs["loss"] += float(penalty)
+        return logs
+
+    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray | list[np.ndarray]:
+        """The model's outputs for ``x`` as NumPy arrays (inference mode): one array, or a
+        list with several outputs."""
+        batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
+        with self.backend.scope():
+            x_data = self._inputs(x)
+            parts: list[list[np.ndarray]] = [[] for _ in self.output_specs]
+            for indices in batch_indices(int(x_data[0].shape[0]), batch_size, shuffle=False):
+                outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
+                for part, output in zip(parts, outputs, strict=True):
+                    part.append(self.backend.to_host(output))
+        results = [np.concatenate(part, axis=0) for part in parts]
+        return results[0] if self._single_output else results
+
+    def layer_outputs(self, x: Any) -> dict[str, np.ndarray]:
+        """Every layer call's output for the inputs ``x`` in inference mode, as NumPy arrays
+        keyed by the output tensor's name (the layer's name for its first call) in call
+        order (for looking inside a network: activation histograms, dead units)."""
+        with self.backend.scope():
+            arrays = self._rows(self._inputs(x), slice(None))
+            values: dict[str, Array] = {}
+            self.graph.forward(arrays, training=False, sink=values)
+            return {name: self.backend.to_host(value) for name, value in values.items()}
+
+    # -- data --------------------------------------------------------------------------------
+    def _inputs(self, x: Any, role: str = "") -> list[Array]:
+        """Every input array checked and cast (building a Sequential from the first)."""
+        where = f"model '{self.name}'"
+        if self.graph is None:
+            self._build_from_data(x, f"{role}x")
+        arrays = by_position(x, [spec.name for spec in self.input_specs], where, f"{role}input")
+        single = len(self.input_specs) == 1
+        data = [check_input(self.backend, spec, array, where,
+                            f"{role}x" if single else f"{role}x '{spec.name}'")
+                for spec, array in zip(self.input_specs, arrays, strict=True)]
+        counts = {int(array.shape[0]) for array in data}
+        if len(counts) > 1:
+            raise ShapeError(f"{where}: the {role}inputs have different numbers of samples: "
+                             + ", ".join(f"'{spec.name}' {int(array.shape[0])}" for spec, array
+                                         in zip(self.input_specs, data, strict=True)))
+        return data
+
+    def _data(self, x: Any, y: Any, role: str = "") -> tuple[list[Array], list[Array]]:
+        """Inputs and targets checked and cast, each a list in the model's order."""
+        x_data = self._inputs(x, role)
+        where = f"model '{self.name}'"
+        names = [spec.name for spec in self.output_specs]
+        targets = by_position(y, names, where, f"{role}target")
+        single = len(names) == 1
+        y_data = [check_target(self.backend, loss, spec, self.dtype, target,
+                               int(x_data[0].shape[0]), where,
+                               f"{role}y" if single else f"{role}y '{spec.name}'")
+                  for loss, spec, target in zip(self.output_losses, self.output_specs, targets,
+                                                strict=True)]
+        return x_data, y_data
+
+    def _rows(self, data: list[Array], indices: np.ndarray | slice) -> list[Array]:
+        """One batch on the device: the rows ``indices`` of every array."""
+        return [self.backend.take_rows(array, indices) for array in data]
+
+    def _tally(self) -> Tally:
+        return Tally([spec.name for spec in self.output_specs], self.output_metrics)
+
+    def _require_compiled(self) -> None:
+        if self.optimizer is None or not self.output_losses:
+            raise NotReadyError(f"model '{self.name}' is not compiled: call "
+                                "compile(loss=..., optimizer=...) first")
+
+
+def _weighted_sum(values: list[Array], weights: list[float]) -> Array:
+    """Σ_k w_k ℓ_k (a weight of 1 costs no multiplication)."""
+    total = None
+    for value, weight in zip(values, weights, strict=True):
+        term = value if weight == 1.0 else value * weight
+        total = term if total is None else total + term
+    return total
+
+
+def _pair(validation_data: Any, where: str) -> tuple[Any, Any]:
+    """``validation_data`` as (x, y); anything else is refused rather than half-used."""
+    if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
+        count = len(validation_data) if isinstance(validation_data, list | tuple) else 1
+        raise ValueError(f"{where}: validation_data must be (x_val, y_val), received "
+                         f"{count} item(s); sample weights for validation are not supported")
+    return validation_data[0], validation_data[1]
+
+
+def _count(indices: np.ndarray | slice, num_samples: int) -> int:
+    return num_samples if isinstance(indices, slice) else len(indices)
+
+
+def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:
+    """The error for an epoch whose loss sum is not finite, naming the first bad batch."""
+    bad = next((step for step, value in batch_losses.items()
+                if not math.isfinite(float(value))), None)
+    where = f"batch {bad + 1} of {steps}" if bad is not None else "a batch before the resume"
+    value = float(batch_losses[bad]) if bad is not None else math.nan
+    return NonFiniteError(
+        f"the training loss became {value} in epoch {epoch + 1}, {where}: lower the learning "
+        "rate, clip the gradients, check the inputs, or use a loss on logits")
+
