@@ -4,15 +4,16 @@ written with standard functions (``Backend.<kernel>``), on random inputs, on eve
 On the ``numpy`` and ``strict`` lanes a kernel the backend does not specialise is the generic
 one, and the tests hold it to the float64 textbook formula. On the ``cupy`` lane the CUDA
 kernels (``backends/cuda_kernels.py``) run against the generic versions run by CuPy: the
-element-wise updates, the ReLU mask and max pooling (``tests/test_conv.py``) must give the
-same bits (the same operations in the same order, no fused multiply-add), the softmax
-cross-entropy gradient agrees within the parity tolerance (CUDA's ``exp``)."""
+element-wise updates, the ReLU mask and max pooling must give the same bits (the same
+operations in the same order, no fused multiply-add), the softmax cross-entropy gradient
+agrees within the parity tolerance (CUDA's ``exp``). ``tests/test_cupy_launches.py`` checks
+the CuPy backend's launches without a GPU."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from xpnn.backends.base import Backend
+from xpnn.backends.base import Backend, Window
 
 DTYPES = ("float32", "float64")
 
@@ -256,3 +257,31 @@ def test_softmax_cross_entropy_grad_matches_the_generic_kernel(
     assert not lane.to_host(specialised)[~kept].any(), "ignored rows must get 0"
     if lane.name != "cupy":
         np.testing.assert_array_equal(lane.to_host(specialised), lane.to_host(generic))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_max_pool_matches_the_generic_kernel_bit_for_bit(lane, dtype, channels_last, rng):
+    """Max pooling forward and backward on inputs stored as inside a network (channels-last)
+    or in C order, with ties, overlapping windows, padding and dilation: the same maxima,
+    winners and gradient sums (in tap order) as the generic version, to the last bit."""
+    windows = [Window((2, 2), (2, 2)), Window((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+               Window((3, 2), (2, 1), (2, 1), ((1, 0), (0, 1)))]
+    for window in windows:
+        host = np.round(rng.standard_normal((2, 5, 11, 9)) * 2) / 2  # ties
+        if channels_last:
+            x = lane.xp.permute_dims(lane.asarray(np.transpose(host, (0, 2, 3, 1)), dtype),
+                                     (0, 3, 1, 2))
+        else:
+            x = lane.asarray(host, dtype)
+        y, winner = lane.backend.max_pool(x, window)
+        generic_y, generic_winner = Backend.max_pool(lane.backend, x, window)
+        np.testing.assert_array_equal(lane.to_host(y), lane.to_host(generic_y))
+        np.testing.assert_array_equal(lane.to_host(winner).astype(np.int64),
+                                      lane.to_host(generic_winner).astype(np.int64))
+        grad = lane.asarray(rng.standard_normal(tuple(y.shape)), dtype)
+        dx = lane.backend.max_pool_backward(grad, winner, host.shape, window)
+        generic_dx = Backend.max_pool_backward(lane.backend, grad, generic_winner, host.shape,
+                                               window)
+        lane.assert_close(dx, lane.to_host(generic_dx), dtype, what=f"dL/dx {window}")
+        np.testing.assert_array_equal(lane.to_host(dx), lane.to_host(generic_dx))
