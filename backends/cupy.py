@@ -139,7 +139,6 @@ class CupyBackend(Backend):
         with self.native_device:
             return strided.fold_product(self._cupy, rows, taps, input_shape, window)
 
-
     # == training kernels (see the section of the same name in Backend) ======================
 
     def apply_mask(self, values: Any, mask: Any) -> Any:
