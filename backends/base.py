@@ -371,9 +371,12 @@ class Backend(ABC):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.device}>"
 
-    # == training kernels: elementwise steps of layers and optimizers ========================
-    # (the per-step hot spots of training; NumPy specialises them with ``out=`` buffers and
-    # cheaper loops, CuPy runs these generic versions)
+    # == training kernels: elementwise steps of layers, losses and optimizers ================
+    # (the per-step hot spots of training; NumPy specialises some of them with ``out=``
+    # buffers and cheaper loops, CuPy runs every one as a CUDA kernel of its own,
+    # ``backends/cuda_kernels.py``). The optimizer kernels update their arrays in place;
+    # scalar arguments are Python floats, which every array library applies in the arrays'
+    # dtype.
 
     def apply_mask(self, values: Any, mask: Any) -> Any:
         """A new array ``values ⊙ mask``: ``values`` where the boolean ``mask`` is True, 0
@@ -407,11 +410,12 @@ class Backend(ABC):
             value += velocity
 
     def adam_step(self, value: Any, m: Any, v: Any, grad: Any, beta_1: float, beta_2: float,
-                  step_size: float, epsilon: float) -> None:
-        """One Adam step, in place on ``value`` (w) and the moments ``m``, ``v``, all four
-        arrays of one shape; ``step_size`` (η_t) and ``epsilon`` (ε̂) come bias-corrected
-        from the optimizer::
+                  step_size: float, epsilon: float, decoupled_decay: float = 0.0) -> None:
+        """One Adam (or AdamW) step, in place on ``value`` (w) and the moments ``m``, ``v``,
+        all four arrays of one shape; ``step_size`` (η_t) and ``epsilon`` (ε̂) come
+        bias-corrected from the optimizer, ``decoupled_decay`` is AdamW's ηλ (0: Adam)::
 
+            w ← w · (1 − ηλ)            (only when ηλ ≠ 0)
             m ← β₁ m + (1 − β₁) g
             v ← β₂ v + (1 − β₂) g²
             w ← w − η_t · m / (√v + ε̂)
@@ -419,8 +423,65 @@ class Backend(ABC):
         Generic version: in-place standard operators, in this order (specialisations do
         the same arithmetic, so their results are identical).
         """
+        if decoupled_decay:
+            value *= 1.0 - decoupled_decay
         m *= beta_1
         m += (1.0 - beta_1) * grad
         v *= beta_2
         v += (grad * grad) * (1.0 - beta_2)
         value -= (m / (self.xp.sqrt(v) + epsilon)) * step_size
+
+    def rmsprop_step(self, value: Any, mean_square: Any, grad: Any, learning_rate: float,
+                     rho: float, epsilon: float) -> None:
+        """One RMSProp step with decay ρ and rate η, in place on ``value`` (w) and
+        ``mean_square`` (h), all three arrays of one shape::
+
+            h ← ρ h + (1 − ρ) g²
+            w ← w − η g / (√h + ε)
+
+        Generic version: in-place standard operators, in this order.
+        """
+        mean_square *= rho
+        mean_square += (1.0 - rho) * (grad * grad)
+        value -= learning_rate * grad / (self.xp.sqrt(mean_square) + epsilon)
+
+    def adagrad_step(self, value: Any, sum_squares: Any, grad: Any, learning_rate: float,
+                     epsilon: float) -> None:
+        """One AdaGrad step with rate η, in place on ``value`` (w) and ``sum_squares`` (h),
+        all three arrays of one shape::
+
+            h ← h + g²
+            w ← w − η g / (√h + ε)
+
+        Generic version: in-place standard operators, in this order.
+        """
+        sum_squares += grad * grad
+        value -= learning_rate * grad / (self.xp.sqrt(sum_squares) + epsilon)
+
+    def softmax_cross_entropy_grad(self, log_probs: Any, target: Any, count: Any,
+                                   ignore_index: int | None = None) -> Any:
+        """The gradient of softmax cross-entropy with respect to the logits z, from the
+        log-probabilities ``log_probs`` = log softmax(z) (rows along every axis but the
+        last, K classes along the last), as a new array::
+
+            dL/dz = (softmax(z) − y) / M = (exp(log_probs) − y) / M
+
+        ``target`` is either integer class labels of shape ``log_probs.shape[:-1]`` (y the
+        one-hot rows e_label) or float rows y of ``log_probs``' shape and dtype (one-hot or
+        probabilities). ``count`` is M, a Python number or a 0-d array of ``log_probs``'
+        dtype on this device. With integer labels and ``ignore_index``, rows whose label
+        equals it get 0 (their label may lie outside [0, K)).
+
+        Generic version: ``exp``, the one-hot rows by comparison with ``arange(K)``, one
+        subtraction and one division, then ``where`` for the ignored rows.
+        """
+        xp = self.xp
+        probs = xp.exp(log_probs)
+        if not xp.isdtype(target.dtype, "integral"):
+            return (probs - target) / count
+        labels = xp.expand_dims(target, axis=-1)
+        classes = xp.arange(log_probs.shape[-1], dtype=target.dtype, device=self.native_device)
+        grad = (probs - xp.astype(labels == classes, log_probs.dtype)) / count
+        if ignore_index is None:
+            return grad
+        return xp.where(labels != ignore_index, grad, 0.0)

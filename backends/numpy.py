@@ -141,14 +141,18 @@ class NumpyBackend(Backend):
                 w += v
 
     def adam_step(self, value: np.ndarray, m: np.ndarray, v: np.ndarray, grad: np.ndarray,
-                  beta_1: float, beta_2: float, step_size: float, epsilon: float) -> None:
+                  beta_1: float, beta_2: float, step_size: float, epsilon: float,
+                  decoupled_decay: float = 0.0) -> None:
         """``Backend.adam_step`` block by block with one scratch buffer, for arrays of
         ``BLOCKED_FROM`` entries or more (10 M float32 parameters: 2x faster than the
         generic version; 0.67 M in the benchmark MLP's shapes: 1.7x)."""
         if value.size < self.BLOCKED_FROM:
-            Backend.adam_step(self, value, m, v, grad, beta_1, beta_2, step_size, epsilon)
+            Backend.adam_step(self, value, m, v, grad, beta_1, beta_2, step_size, epsilon,
+                              decoupled_decay)
             return
         for w, m_block, v_block, g, scratch in self._blocks(value, m, v, grad):
+            if decoupled_decay:
+                w *= 1.0 - decoupled_decay
             m_block *= beta_1
             np.multiply(g, 1.0 - beta_1, out=scratch)
             m_block += scratch

@@ -9,9 +9,6 @@ from benchmarks import hand, torch_impl, xpnn_impl
 from benchmarks.specs import adam_spec, lenet_spec, mlp_spec, tiny_spec
 from benchmarks.timing import Runner
 
-#: Every case, in table order.
-CASE_NAMES = ("mlp128", "mlp32", "tiny", "adam10m", "lenet")
-
 #: Implementation names: the framework, the hand-written floor, the reference framework.
 XPNN, HAND, TORCH = "xpnn", "numpy", "torch"
 #: An extra xpnn row of the tiny case: the per-call ``train_on_batch`` path.
@@ -45,58 +42,98 @@ class Case:
     details: dict[str, object] = field(default_factory=dict)
 
 
-def make_case(name: str, device: str, quick: bool) -> Case | str:
-    """The case ``name`` on ``device`` (``quick``: tiny sizes), or the reason it is
-    skipped."""
-    if name in ("mlp128", "mlp32"):
-        spec = mlp_spec(128 if name == "mlp128" else 32, quick)
-        x, y = spec.data()
-        return Case(
-            name, f"MLP 784-512-512-10, batch {spec.batch_size}, {spec.samples:,} samples",
-            "epoch", 1,
-            {XPNN: lambda: xpnn_impl.mlp_fit_runner(spec, x, y, device),
-             HAND: lambda: hand.mlp_runner(spec, x, y, device),
-             TORCH: lambda: torch_impl.mlp_runner(spec, x, y, device),
-             HAND_BLAS: lambda: hand.products_runner(spec, device),
-             TORCH_BLAS: lambda: torch_impl.products_runner(spec, device)},
-            flops=spec.epoch_flops(), flops_computed=spec.epoch_flops_computed(),
-            details={"sizes": spec.sizes, "batch_size": spec.batch_size,
-                     "samples": spec.samples, "steps": spec.steps,
-                     "parameters": spec.parameters})
-    if name == "tiny":
-        spec = tiny_spec(quick)
-        x, y = spec.data()
-        return Case(
-            name, f"2-16-16-1 net, batch 8, {spec.steps:,} steps per pass", "step", spec.steps,
-            {XPNN: lambda: xpnn_impl.mlp_fit_runner(spec, x, y, device),
-             HAND: lambda: hand.mlp_runner(spec, x, y, device),
-             TORCH: lambda: torch_impl.mlp_runner(spec, x, y, device),
-             XPNN_TOB: lambda: xpnn_impl.mlp_train_on_batch_runner(spec, x, y, device)},
-            details={"sizes": spec.sizes, "batch_size": spec.batch_size,
-                     "samples": spec.samples, "steps": spec.steps,
-                     "parameters": spec.parameters, "loss": "BCE with logits"})
-    if name == "adam10m":
-        spec = adam_spec(quick)
-        return Case(
-            name, f"Adam step, {spec.parameters / 1e6:.1f} M parameters", "step", spec.steps,
-            {XPNN: lambda: xpnn_impl.adam_runner(spec, device),
-             HAND: lambda: hand.adam_runner(spec, device),
-             TORCH: lambda: torch_impl.adam_runner(spec, device)},
-            bytes=spec.min_bytes_per_step() * spec.steps,
-            details={"shapes": spec.shapes, "parameters": spec.parameters,
-                     "steps_per_pass": spec.steps})
-    if name == "lenet":
-        spec = lenet_spec(quick)
-        x, y = spec.data()
-        return Case(
-            name, f"CNN (conv 32, conv 64, dense 128), batch {spec.batch_size}, "
-            f"{spec.samples:,} samples", "epoch", 1,
-            {XPNN: lambda: xpnn_impl.lenet_runner(spec, x, y, device),
-             TORCH: lambda: torch_impl.lenet_runner(spec, x, y, device)},
-            samples=spec.samples,
-            details={"layers": "Conv 1->32 3x3 pad 1, ReLU, MaxPool 2, Conv 32->64 3x3 pad 1, "
-                               "ReLU, MaxPool 2, Flatten, Dense 3136->128, ReLU, Dense 128->10",
-                     "input": "NCHW (N, 1, 28, 28)", "batch_size": spec.batch_size,
-                     "samples": spec.samples, "steps": spec.steps,
-                     "parameters": spec.parameters})
-    raise ValueError(f"unknown case {name!r}; expected one of {CASE_NAMES}")
+def _mlp_case(name: str, batch_size: int, device: str, quick: bool) -> Case:
+    spec = mlp_spec(batch_size, quick)
+    x, y = spec.data()
+    return Case(
+        name, f"MLP 784-512-512-10, batch {spec.batch_size}, {spec.samples:,} samples",
+        "epoch", 1,
+        {XPNN: lambda: xpnn_impl.mlp_fit_runner(spec, x, y, device),
+         HAND: lambda: hand.mlp_runner(spec, x, y, device),
+         TORCH: lambda: torch_impl.mlp_runner(spec, x, y, device),
+         HAND_BLAS: lambda: hand.products_runner(spec, device),
+         TORCH_BLAS: lambda: torch_impl.products_runner(spec, device)},
+        flops=spec.epoch_flops(), flops_computed=spec.epoch_flops_computed(),
+        details={"sizes": spec.sizes, "batch_size": spec.batch_size,
+                 "samples": spec.samples, "steps": spec.steps,
+                 "parameters": spec.parameters})
+
+
+def _tiny_case(device: str, quick: bool) -> Case:
+    spec = tiny_spec(quick)
+    x, y = spec.data()
+    return Case(
+        "tiny", f"2-16-16-1 net, batch 8, {spec.steps:,} steps per pass", "step", spec.steps,
+        {XPNN: lambda: xpnn_impl.mlp_fit_runner(spec, x, y, device),
+         HAND: lambda: hand.mlp_runner(spec, x, y, device),
+         TORCH: lambda: torch_impl.mlp_runner(spec, x, y, device),
+         XPNN_TOB: lambda: xpnn_impl.mlp_train_on_batch_runner(spec, x, y, device)},
+        details={"sizes": spec.sizes, "batch_size": spec.batch_size,
+                 "samples": spec.samples, "steps": spec.steps,
+                 "parameters": spec.parameters, "loss": "BCE with logits"})
+
+
+def _adam_case(device: str, quick: bool) -> Case:
+    spec = adam_spec(quick)
+    return Case(
+        "adam10m", f"Adam step, {spec.parameters / 1e6:.1f} M parameters", "step", spec.steps,
+        {XPNN: lambda: xpnn_impl.adam_runner(spec, device),
+         HAND: lambda: hand.adam_runner(spec, device),
+         TORCH: lambda: torch_impl.adam_runner(spec, device)},
+        bytes=spec.min_bytes_per_step() * spec.steps,
+        details={"shapes": spec.shapes, "parameters": spec.parameters,
+                 "steps_per_pass": spec.steps})
+
+
+def _lenet_case(name: str, batch_size: int, device: str, quick: bool) -> Case:
+    spec = lenet_spec(quick, batch_size)
+    x, y = spec.data()
+    return Case(
+        name, f"CNN (conv 32, conv 64, dense 128), batch {spec.batch_size}, "
+        f"{spec.samples:,} samples", "epoch", 1,
+        {XPNN: lambda: xpnn_impl.lenet_runner(spec, x, y, device),
+         TORCH: lambda: torch_impl.lenet_runner(spec, x, y, device)},
+        samples=spec.samples,
+        details={"layers": "Conv 1->32 3x3 pad 1, ReLU, MaxPool 2, Conv 32->64 3x3 pad 1, "
+                           "ReLU, MaxPool 2, Flatten, Dense 3136->128, ReLU, Dense 128->10",
+                 "input": "NCHW (N, 1, 28, 28)", "batch_size": spec.batch_size,
+                 "samples": spec.samples, "steps": spec.steps,
+                 "parameters": spec.parameters})
+
+
+#: Every case by name, in table order: a function of (device, quick) that builds it. A new
+#: case (the planned ``transformer``) is one more entry here, with its spec in
+#: ``specs.py``, its implementations in ``xpnn_impl.py`` / ``torch_impl.py``, and its name
+#: in :data:`DEFAULT_CASES` for the devices it suits (see the README, "Adding a case").
+CASES: dict[str, Callable[[str, bool], Case]] = {
+    "mlp128": lambda device, quick: _mlp_case("mlp128", 128, device, quick),
+    "mlp32": lambda device, quick: _mlp_case("mlp32", 32, device, quick),
+    "mlp1024": lambda device, quick: _mlp_case("mlp1024", 1024, device, quick),
+    "tiny": _tiny_case,
+    "adam10m": _adam_case,
+    "lenet": lambda device, quick: _lenet_case("lenet", 64, device, quick),
+    "lenet256": lambda device, quick: _lenet_case("lenet256", 256, device, quick),
+}
+CASE_NAMES = tuple(CASES)
+
+#: The cases each device type runs unless ``--only`` names others: on a CPU the issue's
+#: sizes; on a GPU the batch-128 MLP of the issue's target, then batches sized for a large
+#: GPU (MLP at 1024, CNN at 256), the per-step overhead and the Adam step.
+DEFAULT_CASES: dict[str, tuple[str, ...]] = {
+    "cpu": ("mlp128", "mlp32", "tiny", "adam10m", "lenet"),
+    "cuda": ("mlp128", "mlp1024", "tiny", "adam10m", "lenet256"),
+}
+
+
+def default_cases(device: str) -> tuple[str, ...]:
+    """The cases run on ``device`` (``cpu``, ``cuda``, ``cuda:1``) by default."""
+    return DEFAULT_CASES[device.partition(":")[0]]
+
+
+def make_case(name: str, device: str, quick: bool) -> Case:
+    """The case ``name`` on ``device`` (``quick``: tiny sizes)."""
+    try:
+        build = CASES[name]
+    except KeyError:
+        raise ValueError(f"unknown case {name!r}; expected one of {CASE_NAMES}") from None
+    return build(device, quick)

@@ -142,6 +142,27 @@ def cupy_gemm_peak(sizes: tuple[int, ...], repeats: int) -> dict[str, float]:
     return rates
 
 
+def cupy_copy_bandwidth(megabytes: int, repeats: int = 3) -> float:
+    """Best-of-``repeats`` GB/s of copying a ``megabytes`` float32 array into another on the
+    current CUDA device (bytes read plus bytes written): the reference for the Adam step's
+    share of the memory bandwidth on a GPU."""
+    import cupy
+
+    count = megabytes * 2**20 // 4
+    source = cupy.ones(count, dtype=cupy.float32)
+    target = cupy.empty_like(source)
+    device = cupy.cuda.Device()
+    cupy.copyto(target, source)
+    device.synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        cupy.copyto(target, source)
+        device.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * source.nbytes / best / 1e9
+
+
 def copy_bandwidth(megabytes: int, repeats: int = 3) -> float:
     """Best-of-``repeats`` GB/s of copying a ``megabytes`` float32 array into another
     (bytes read plus bytes written): the memory-bound reference for optimizer steps."""

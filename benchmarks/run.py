@@ -1,10 +1,13 @@
 """Run the xpnn benchmarks: ``python -m benchmarks`` or ``python benchmarks/run.py``.
 
-For each device (default: every available one among ``cpu`` and ``cuda``) and each case
-(``mlp128``, ``mlp32``, ``tiny``, ``adam10m``, ``lenet``), time xpnn, the hand-written NumPy
-reference and PyTorch (when installed) interleaved run by run, print a table with the
-xpnn/PyTorch and xpnn/NumPy time ratios and the achieved share of the machine's float32
-GEMM peak, and write everything to a JSON file. See ``benchmarks/README.md``.
+For each device (default: every available one among ``cpu`` and ``cuda``) and each of its
+cases (on a CPU ``mlp128``, ``mlp32``, ``tiny``, ``adam10m``, ``lenet``; on a GPU ``mlp128``,
+``mlp1024``, ``tiny``, ``adam10m``, ``lenet256``; ``--only`` chooses others), time xpnn, the
+hand-written NumPy/CuPy reference and PyTorch (when installed) interleaved run by run, print
+a table with the xpnn/PyTorch and xpnn/NumPy time ratios and the achieved share of the
+device's float32 GEMM peak, and write everything to a JSON file. A device asked for with
+``--device`` that cannot run here is an error (exit status 2) that says why. See
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: import from the repository root instead
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+# Full float32 matrix products on a GPU, as PyTorch's defaults are (set before CuPy loads).
+os.environ.setdefault("CUPY_TF32", "0")
+
 import xpnn
 from benchmarks import machine, report, torch_impl
-from benchmarks.cases import CASE_NAMES, make_case
+from benchmarks.cases import CASE_NAMES, default_cases, make_case
 from benchmarks.timing import Unavailable, measure_interleaved
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
@@ -37,11 +43,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="xpnn device to run on (repeatable; default: every available "
                              "one among cpu and cuda)")
     parser.add_argument("--only", action="append", metavar="NAME", choices=CASE_NAMES,
-                        help=f"run only this case (repeatable): {', '.join(CASE_NAMES)}")
+                        help=f"run only this case (repeatable): {', '.join(CASE_NAMES)}; "
+                             "default: the device's own list")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed passes per implementation (default 5, 2 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes for a smoke test (2,000 samples, 2 repeats)")
+                        help="small sizes for a smoke test (2,000 samples or 4 batches per "
+                             "MLP epoch, 5 CNN batches, 2 repeats)")
     parser.add_argument("--pause", type=float, default=None,
                         help="seconds of sleep before each pass (default 0.5, 0.05 with "
                              "--quick): lets NumPy's BLAS threads stop spinning")
@@ -100,6 +108,7 @@ def measure_peaks(device: str, quick: bool, torch: Any | None) -> dict[str, Any]
         try:
             peaks["cupy_gemm"] = machine.cupy_gemm_peak(sizes, repeats)
             peaks["gemm"] = peaks["cupy_gemm"]["peak"]
+            peaks["bandwidth"] = machine.cupy_copy_bandwidth(64 if quick else 512)
         except Exception as error:
             peaks["gemm"] = None
             peaks["gemm_error"] = f"{type(error).__name__}: {error}"
@@ -160,14 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as reason:
         torch, torch_reason = None, str(reason)
     devices, skipped_devices = available_devices(args.device)
+    if args.device and skipped_devices:  # asked for explicitly: an error, not a skip
+        for name, reason in skipped_devices.items():
+            log(f"error: --device {name} cannot run here: {reason}")
+        log("(the GPU-sized cases run on the CPU too: python -m benchmarks --device cpu "
+            "--only mlp1024 --only lenet256 --quick)")
+        return 2
     info = machine.describe(torch, torch_reason)
+    info["devices"] = {name: xpnn.get_backend(name).describe() for name in devices}
+    info["cupy_tf32"] = os.environ.get("CUPY_TF32")
     load_before = load_average()
     log(f"xpnn benchmarks on {info['cpu']} ({info['cores']} cores), numpy {info['numpy']} "
         f"({info['numpy_blas']}), torch {info['torch'] or 'n/a'}; load {load_before}")
     for name, reason in skipped_devices.items():
         log(f"{name}: skipped: {reason}")
 
-    cases = list(args.only or CASE_NAMES)
+    cases_by_device = {device: list(args.only or default_cases(device)) for device in devices}
     records: list[report.Record] = []
     all_peaks: dict[str, Any] = {}
     noise_by_case: dict[str, float | None] = {}
@@ -176,12 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[{device}] measuring the GEMM peak ...")
         peaks = all_peaks[device] = measure_peaks(device, args.quick, torch)
         log("  " + peaks_text(device, peaks))
-        for name in cases:
+        for name in cases_by_device[device]:
             case = make_case(name, device, args.quick)
-            if isinstance(case, str):
-                log(f"[{device}] {name}: {case}")
-                records.append({"device": device, "case": name, "status": case})
-                continue
             log(f"[{device}] {name}: {case.title}")
             monitor = machine.CpuMonitor()
             timings = measure_interleaved(case.builders, args.repeats, args.pause, log,
@@ -216,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f" ({torch_reason})" if torch_reason else
              f" ({info.get('torch_threads')} threads)"))
     for device in devices:
+        print(f"{device}: {info['devices'][device]}")
         print(peaks_summary(device, all_peaks[device]))
     for name, reason in skipped_devices.items():
         print(f"{name}: skipped: {reason}")
@@ -234,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{elapsed:.0f} s; JSON: {args.json}")
     report.write_json(args.json, {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "settings": {"devices": devices, "cases": cases, "repeats": args.repeats,
+        "settings": {"devices": devices, "cases": cases_by_device, "repeats": args.repeats,
                      "pause_s": args.pause, "quick": args.quick,
                      "max_noise": args.max_noise, "retries": args.retries,
                      "idle_wait_s": args.idle_wait},

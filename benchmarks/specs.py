@@ -148,8 +148,9 @@ ADAM_SHAPES_QUICK: tuple[tuple[int, ...], ...] = ((500, 400), (400, 400), (200, 
 
 
 def mlp_spec(batch_size: int, quick: bool) -> MLPSpec:
-    """The 784-512-512-10 MLP on 60,000 samples (2,000 with ``quick``)."""
-    return MLPSpec(MLP_SIZES, batch_size, 2_000 if quick else 60_000)
+    """The 784-512-512-10 MLP on 60,000 samples; with ``quick``, 2,000 samples or four
+    batches, whichever is more (4,096 at batch 1024)."""
+    return MLPSpec(MLP_SIZES, batch_size, max(2_000, 4 * batch_size) if quick else 60_000)
 
 
 def tiny_spec(quick: bool) -> MLPSpec:
@@ -158,10 +159,10 @@ def tiny_spec(quick: bool) -> MLPSpec:
     return MLPSpec(TINY_SIZES, 8, 3_200 if quick else 16_000, loss="bce_logits")
 
 
-def lenet_spec(quick: bool) -> LeNetSpec:
-    """The CNN at batch 64 on 3,200 samples, 50 steps per pass (320 with ``quick``): a
-    modest count, since one epoch of 60,000 would take minutes per pass."""
-    return LeNetSpec(320 if quick else 3_200)
+def lenet_spec(quick: bool, batch_size: int = 64) -> LeNetSpec:
+    """The CNN on 50 batches per pass (3,200 samples at batch 64, 12,800 at 256), 5 with
+    ``quick``: a modest count, since one CPU epoch of 60,000 would take minutes per pass."""
+    return LeNetSpec(batch_size * (5 if quick else 50), batch_size)
 
 
 def adam_spec(quick: bool) -> AdamSpec:

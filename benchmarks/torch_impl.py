@@ -5,7 +5,9 @@ a seeded permutation, ``index_select`` of each batch from tensors already on the
 ``zero_grad``, forward, ``CrossEntropyLoss`` / ``BCEWithLogitsLoss``, ``backward``,
 ``torch.optim.SGD(momentum=0.9).step()``. Threads are PyTorch's default; autograd is on
 (no ``torch.no_grad``). PyTorch's momentum is v ← μv + g, w ← w − ηv, xpnn's v ← μv − ηg,
-w ← w + v: different bookkeeping, the same cost.
+w ← w + v: different bookkeeping, the same cost. On a GPU, TF32 is switched off for matrix
+products and cuDNN convolutions, so both frameworks compute in full float32 (the harness
+sets ``CUPY_TF32=0`` for CuPy), and every timed pass ends with ``torch.cuda.synchronize``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def torch_device(device: str) -> tuple[Any, Any]:
         if not torch.cuda.is_available():
             raise Unavailable(f"this PyTorch ({torch.__version__}) sees no CUDA device")
         target = torch.device("cuda", int(device.partition(":")[2] or 0))
+        torch.backends.cuda.matmul.allow_tf32 = False  # full float32, as CUPY_TF32=0
+        torch.backends.cudnn.allow_tf32 = False
         return target, lambda: torch.cuda.synchronize(target)
     raise Unavailable(f"no PyTorch version for device {device!r}")
 

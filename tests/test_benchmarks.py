@@ -7,18 +7,58 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import xpnn
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_quick_benchmark_writes_its_table_and_json(tmp_path):
+    """The CPU cases and the GPU-sized ones (mlp1024, lenet256) at --quick sizes on the CPU,
+    one timed pass each: the harness, the cases' sizes and their JSON records, without a
+    GPU."""
     out = tmp_path / "results.json"
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "tiny", "--only", "adam10m",
-         "--only", "lenet",
-         "--device", "cpu", "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+         "--only", "lenet", "--only", "mlp1024", "--only", "lenet256",
+         "--device", "cpu", "--repeats", "1", "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "tiny" in run.stdout and "adam10m" in run.stdout and "targets:" in run.stdout
-    assert "cpu     lenet    xpnn" in run.stdout
+    assert "cpu     lenet     xpnn" in run.stdout
+    assert "cpu     mlp1024   xpnn" in run.stdout and "cpu     lenet256  xpnn" in run.stdout
     results = json.loads(out.read_text())
     assert results["machine"] and "peaks" in json.dumps(results)
+    batches = {record["case"]: record["title"] for record in results["results"]
+               if record["impl"] == "xpnn" and record["status"] == "ok"}
+    assert "batch 1024" in batches["mlp1024"] and "batch 256" in batches["lenet256"]
+
+
+def test_the_gpu_list_is_sized_for_a_large_gpu():
+    from benchmarks.cases import DEFAULT_CASES, make_case
+
+    sizes = {name: make_case(name, "cuda", quick=False).details for name in DEFAULT_CASES["cuda"]}
+    assert sizes["mlp1024"]["batch_size"] == 1024 and sizes["mlp1024"]["samples"] == 60_000
+    assert sizes["lenet256"]["batch_size"] == 256 and sizes["lenet256"]["steps"] == 50
+    assert "mlp128" in sizes  # the issue's GPU target
+    quick = {name: make_case(name, "cuda", quick=True).details for name in ("mlp1024",
+                                                                            "lenet256")}
+    assert quick["mlp1024"]["steps"] == 4 and quick["lenet256"]["steps"] == 5
+
+
+def test_cuda_without_a_gpu_stops_with_the_reason(tmp_path):
+    try:
+        xpnn.get_backend("cuda")
+    except xpnn.DeviceUnavailableError:
+        pass
+    else:
+        pytest.skip("a GPU is usable here: --device cuda runs")
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--device", "cuda",
+         "--json", str(tmp_path / "results.json")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "error: --device cuda cannot run here: CUDA" in run.stderr
+    assert "--device cpu --only mlp1024 --only lenet256" in run.stderr
+    assert not (tmp_path / "results.json").exists()

@@ -462,6 +462,18 @@ def test_auto_without_a_driver_names_the_reason(capsys, monkeypatch, fresh_backe
                    "`nvidia-smi`, or choose device='cpu'.)\n")
 
 
+def test_auto_with_the_installed_cupy_and_no_gpu_chooses_the_cpu(capsys, fresh_backends):
+    """The real CuPy of this machine (the test extra installs it on Linux x86-64), where it
+    finds no GPU: 'auto' means the CPU, and the reason names the missing driver or GPU."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+    if cupy.is_available():
+        pytest.skip("CuPy finds a GPU here: 'auto' chooses it")
+    assert xpnn.get_device("auto") == CPU
+    assert "CuPy is installed but finds no NVIDIA driver or no GPU" in capsys.readouterr().err
+    with pytest.raises(DeviceUnavailableError, match="finds no NVIDIA driver or no GPU"):
+        xpnn.get_backend("cuda")
+
+
 def test_auto_picks_cuda_0_when_it_is_usable(capsys, fresh_backends):
     fake_backend = types.SimpleNamespace(device=Device("cuda", 0))
     fresh_backends[Device("cuda", 0)] = fake_backend

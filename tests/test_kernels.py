@@ -1,11 +1,19 @@
 """The training kernels of the backends: every specialisation against the generic version
-written with standard functions (``Backend.<kernel>``), on random inputs, on every lane."""
+written with standard functions (``Backend.<kernel>``), on random inputs, on every lane.
+
+On the ``numpy`` and ``strict`` lanes a kernel the backend does not specialise is the generic
+one, and the tests hold it to the float64 textbook formula. On the ``cupy`` lane the CUDA
+kernels (``backends/cuda_kernels.py``) run against the generic versions run by CuPy: the
+element-wise updates, the ReLU mask and max pooling must give the same bits (the same
+operations in the same order, no fused multiply-add), the softmax cross-entropy gradient
+agrees within the parity tolerance (CUDA's ``exp``). ``tests/test_cupy_launches.py`` checks
+the CuPy backend's launches without a GPU."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from xpnn.backends.base import Backend
+from xpnn.backends.base import Backend, Window
 
 DTYPES = ("float32", "float64")
 
@@ -34,11 +42,13 @@ def _state_arrays(lane, rng, shape, dtype, count):
     return [fresh(h) for h in hosts], [fresh(h) for h in hosts]
 
 
-@pytest.fixture(params=["whole", "blocks", "strided"])
+@pytest.fixture(params=["whole", "blocks", "strided", "mixed"])
 def layout(request, lane, monkeypatch):
     """How the specialisation sees the arrays: as one block, in many small blocks (the
-    NumPy backend's block size made tiny), or as non-contiguous views. The NumPy backend's
-    size threshold is lowered so that its blocked kernels run on these small arrays."""
+    NumPy backend's block size made tiny), as non-contiguous views (all transposed alike),
+    or C-contiguous state with a non-contiguous gradient (where the CUDA kernels fall back
+    to the generic version). The NumPy backend's size threshold is lowered so that its
+    blocked kernels run on these small arrays."""
     if hasattr(lane.backend, "BLOCK_BYTES"):
         monkeypatch.setattr(lane.backend, "BLOCKED_FROM", 0)
         if request.param == "blocks":
@@ -55,6 +65,21 @@ def _shaped(lane, arrays, layout):
     return [lane.xp.permute_dims(array, (1, 0)) for array in arrays]
 
 
+def _gradient(lane, host, dtype, layout):
+    """The gradient ``host`` on the lane, laid out as the state views of ``layout`` are,
+    except in the mixed layout: there a transposed view of a copy of its transpose (the
+    same values, F order) beside C-contiguous state."""
+    if layout == "mixed":
+        return lane.xp.permute_dims(lane.asarray(host.T, dtype), (1, 0))
+    return _shaped(lane, [lane.asarray(host, dtype)], layout)[0]
+
+
+def _skip_unless_blocked(lane, layout, kernel):
+    """Skip the blocks layout where the lane's backend does not specialise ``kernel``."""
+    if layout == "blocks" and getattr(type(lane.backend), kernel) is getattr(Backend, kernel):
+        pytest.skip(f"the {lane.name} backend has no blocked {kernel}")
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nesterov", [False, True], ids=["momentum", "nesterov"])
 def test_momentum_step_matches_the_generic_kernel(lane, dtype, nesterov, layout, rng):
@@ -68,11 +93,9 @@ def test_momentum_step_matches_the_generic_kernel(lane, dtype, nesterov, layout,
     views_g = _shaped(lane, [value_g, velocity_g], layout)
     for _ in range(5):
         host_grad = rng.standard_normal(shape)
-        grad = lane.asarray(host_grad, dtype)
-        lane.backend.momentum_step(*views, _shaped(lane, [grad], layout)[0], 0.05, 0.9,
-                                   nesterov=nesterov)
-        Backend.momentum_step(lane.backend, *views_g, _shaped(lane, [grad], layout)[0],
-                              0.05, 0.9, nesterov=nesterov)
+        grad = _gradient(lane, host_grad, dtype, layout)
+        lane.backend.momentum_step(*views, grad, 0.05, 0.9, nesterov=nesterov)
+        Backend.momentum_step(lane.backend, *views_g, grad, 0.05, 0.9, nesterov=nesterov)
         expected_v = 0.9 * expected_v - 0.05 * host_grad
         expected_w += (0.9 * expected_v - 0.05 * host_grad) if nesterov else expected_v
     lane.assert_close(value, expected_w, dtype, what="w")
@@ -82,9 +105,11 @@ def test_momentum_step_matches_the_generic_kernel(lane, dtype, nesterov, layout,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_step_matches_the_generic_kernel(lane, dtype, layout, rng):
-    """Five steps with fresh random gradients: bit-identical to ``Backend.adam_step`` and
-    close to the textbook update computed in float64."""
+@pytest.mark.parametrize("decay", [0.0, 2e-3], ids=["adam", "adamw"])
+def test_adam_step_matches_the_generic_kernel(lane, dtype, decay, layout, rng):
+    """Five steps with fresh random gradients (with AdamW's decoupled decay ηλ or
+    without): bit-identical to ``Backend.adam_step`` and close to the textbook update
+    computed in float64."""
     shape = (37, 50)
     (value, m, v), (value_g, m_g, v_g) = _state_arrays(lane, rng, shape, dtype, 3)
     v, v_g = v * v, v_g * v_g  # second moments are not negative
@@ -93,11 +118,13 @@ def test_adam_step_matches_the_generic_kernel(lane, dtype, layout, rng):
     views_g = _shaped(lane, [value_g, m_g, v_g], layout)
     for step in range(1, 6):
         host_grad = rng.standard_normal(shape)
-        grad = _shaped(lane, [lane.asarray(host_grad, dtype)], layout)[0]
+        grad = _gradient(lane, host_grad, dtype, layout)
         step_size, epsilon = 1e-3 / step, 1e-8 * step
-        lane.backend.adam_step(*views, grad, 0.9, 0.999, step_size, epsilon)
-        Backend.adam_step(lane.backend, *views_g, grad, 0.9, 0.999, step_size, epsilon)
+        lane.backend.adam_step(*views, grad, 0.9, 0.999, step_size, epsilon, decay)
+        Backend.adam_step(lane.backend, *views_g, grad, 0.9, 0.999, step_size, epsilon,
+                          decay)
         w, m_host, v_host = expected
+        w = w * (1.0 - decay)
         m_host = 0.9 * m_host + 0.1 * host_grad
         v_host = 0.999 * v_host + 0.001 * host_grad**2
         expected = [w - step_size * m_host / (np.sqrt(v_host) + epsilon), m_host, v_host]
@@ -105,3 +132,156 @@ def test_adam_step_matches_the_generic_kernel(lane, dtype, layout, rng):
                                       strict=True):
         lane.assert_close(got, want, dtype, what=name)
         np.testing.assert_array_equal(lane.to_host(got), lane.to_host(got_g), err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rmsprop_step_matches_the_generic_kernel(lane, dtype, layout, rng):
+    """Five steps with fresh random gradients: bit-identical to ``Backend.rmsprop_step``
+    and close to the textbook update computed in float64."""
+    _skip_unless_blocked(lane, layout, "rmsprop_step")
+    shape = (37, 50)
+    (value, mean_square), (value_g, mean_square_g) = _state_arrays(lane, rng, shape, dtype, 2)
+    mean_square, mean_square_g = mean_square * mean_square, mean_square_g * mean_square_g
+    w_host = lane.to_host(value).astype(np.float64)
+    h_host = lane.to_host(mean_square).astype(np.float64)
+    views = _shaped(lane, [value, mean_square], layout)
+    views_g = _shaped(lane, [value_g, mean_square_g], layout)
+    for _ in range(5):
+        host_grad = rng.standard_normal(shape)
+        grad = _gradient(lane, host_grad, dtype, layout)
+        lane.backend.rmsprop_step(*views, grad, 0.01, 0.9, 1e-7)
+        Backend.rmsprop_step(lane.backend, *views_g, grad, 0.01, 0.9, 1e-7)
+        h_host = 0.9 * h_host + 0.1 * host_grad**2
+        w_host = w_host - 0.01 * host_grad / (np.sqrt(h_host) + 1e-7)
+    lane.assert_close(value, w_host, dtype, what="w")
+    lane.assert_close(mean_square, h_host, dtype, what="h")
+    np.testing.assert_array_equal(lane.to_host(value), lane.to_host(value_g))
+    np.testing.assert_array_equal(lane.to_host(mean_square), lane.to_host(mean_square_g))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adagrad_step_matches_the_generic_kernel(lane, dtype, layout, rng):
+    """Five steps with fresh random gradients: bit-identical to ``Backend.adagrad_step``
+    and close to the textbook update computed in float64."""
+    _skip_unless_blocked(lane, layout, "adagrad_step")
+    shape = (37, 50)
+    (value, sums), (value_g, sums_g) = _state_arrays(lane, rng, shape, dtype, 2)
+    sums, sums_g = sums * sums, sums_g * sums_g
+    w_host = lane.to_host(value).astype(np.float64)
+    h_host = lane.to_host(sums).astype(np.float64)
+    views = _shaped(lane, [value, sums], layout)
+    views_g = _shaped(lane, [value_g, sums_g], layout)
+    for _ in range(5):
+        host_grad = rng.standard_normal(shape)
+        grad = _gradient(lane, host_grad, dtype, layout)
+        lane.backend.adagrad_step(*views, grad, 0.05, 1e-7)
+        Backend.adagrad_step(lane.backend, *views_g, grad, 0.05, 1e-7)
+        h_host = h_host + host_grad**2
+        w_host = w_host - 0.05 * host_grad / (np.sqrt(h_host) + 1e-7)
+    lane.assert_close(value, w_host, dtype, what="w")
+    lane.assert_close(sums, h_host, dtype, what="h")
+    np.testing.assert_array_equal(lane.to_host(value), lane.to_host(value_g))
+    np.testing.assert_array_equal(lane.to_host(sums), lane.to_host(sums_g))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", [(0, 2, 3, 1), (1, 0, 2, 3)], ids=["channels_last", "n_last"])
+@pytest.mark.parametrize("mask_alike", [True, False], ids=["alike", "mask_c_order"])
+def test_apply_mask_on_permuted_layouts(lane, dtype, order, mask_alike, rng):
+    """Values stored in another axis order (a transposed view of a contiguous array, as
+    inside a CNN), with the mask laid out alike (the CUDA kernel runs over the memory) or in
+    C order (it falls back to the generic version): the same bits as ``where``."""
+    shape = (3, 4, 5, 6)
+    host = rng.standard_normal(shape)
+    host_mask = rng.standard_normal(shape) > 0
+    inverse = tuple(int(axis) for axis in np.argsort(order))
+
+    def permuted(array):  # stored with its axes in ``order``, seen in ``shape``
+        return lane.xp.permute_dims(lane.asarray(np.transpose(array, order), None), inverse)
+
+    values = permuted(host.astype(dtype))
+    mask = permuted(host_mask) if mask_alike else lane.asarray(host_mask)
+    specialised = lane.backend.apply_mask(values, mask)
+    generic = Backend.apply_mask(lane.backend, values, mask)
+    lane.assert_close(specialised, np.where(host_mask, host, 0.0), dtype, what="apply_mask")
+    np.testing.assert_array_equal(lane.to_host(specialised), lane.to_host(generic))
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(32, 10), (4, 6, 5)])
+@pytest.mark.parametrize("target_kind", ["labels", "ignored", "probabilities"])
+@pytest.mark.parametrize("count_on_device", [False, True], ids=["count_float", "count_array"])
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+def test_softmax_cross_entropy_grad_matches_the_generic_kernel(
+        lane, dtype, shape, target_kind, count_on_device, strided, rng):
+    """(exp(log p) − y) / M for integer labels (some ignored), or probability rows, with M
+    a Python float or a device scalar, from contiguous or transposed log-probabilities:
+    close to the float64 formula on every lane, exactly 0 on ignored rows, and bit-identical
+    to the generic kernel where the backend does not specialise it (CUDA's ``exp`` may
+    differ in the last bits: the cupy lane is held to the parity tolerance)."""
+    classes = shape[-1]
+    log_probs_host = _log_softmax(rng.standard_normal(shape) * 3.0).astype(dtype)
+    if target_kind == "probabilities":
+        target_host = rng.dirichlet(np.ones(classes), size=shape[:-1]).astype(dtype)
+        target = lane.asarray(target_host, dtype)
+        onehot = target_host.astype(np.float64)
+    else:
+        target_host = rng.integers(0, classes, size=shape[:-1])
+        if target_kind == "ignored":
+            target_host[..., ::3] = -100
+        target = lane.asarray(target_host, "int64")
+        onehot = (target_host[..., None] == np.arange(classes)).astype(np.float64)
+    ignore_index = -100 if target_kind == "ignored" else None
+    kept = np.ones(shape[:-1], bool) if ignore_index is None else target_host != ignore_index
+    count = float(max(kept.sum(), 1))
+    count_arg = lane.asarray(np.asarray(count), dtype) if count_on_device else count
+    if strided:  # the same values through a transposed view of a copy of the transpose
+        axes = tuple(range(len(shape)))[::-1]
+        log_probs = lane.xp.permute_dims(lane.asarray(np.transpose(log_probs_host, axes),
+                                                      dtype), axes)
+    else:
+        log_probs = lane.asarray(log_probs_host, dtype)
+    expected = (np.exp(log_probs_host.astype(np.float64)) - onehot) / count
+    expected[~kept] = 0.0
+    specialised = lane.backend.softmax_cross_entropy_grad(log_probs, target, count_arg,
+                                                          ignore_index)
+    generic = Backend.softmax_cross_entropy_grad(lane.backend, log_probs, target, count_arg,
+                                                 ignore_index)
+    lane.assert_close(generic, expected, dtype, what="generic gradient")
+    lane.assert_close(specialised, expected, dtype, what=f"{lane.name} gradient")
+    assert not lane.to_host(specialised)[~kept].any(), "ignored rows must get 0"
+    if lane.name != "cupy":
+        np.testing.assert_array_equal(lane.to_host(specialised), lane.to_host(generic))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_max_pool_matches_the_generic_kernel_bit_for_bit(lane, dtype, channels_last, rng):
+    """Max pooling forward and backward on inputs stored as inside a network (channels-last)
+    or in C order, with ties, overlapping windows, padding and dilation: the same maxima,
+    winners and gradient sums (in tap order) as the generic version, to the last bit."""
+    windows = [Window((2, 2), (2, 2)), Window((3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+               Window((3, 2), (2, 1), (2, 1), ((1, 0), (0, 1)))]
+    for window in windows:
+        host = np.round(rng.standard_normal((2, 5, 11, 9)) * 2) / 2  # ties
+        if channels_last:
+            x = lane.xp.permute_dims(lane.asarray(np.transpose(host, (0, 2, 3, 1)), dtype),
+                                     (0, 3, 1, 2))
+        else:
+            x = lane.asarray(host, dtype)
+        y, winner = lane.backend.max_pool(x, window)
+        generic_y, generic_winner = Backend.max_pool(lane.backend, x, window)
+        np.testing.assert_array_equal(lane.to_host(y), lane.to_host(generic_y))
+        np.testing.assert_array_equal(lane.to_host(winner).astype(np.int64),
+                                      lane.to_host(generic_winner).astype(np.int64))
+        grad = lane.asarray(rng.standard_normal(tuple(y.shape)), dtype)
+        dx = lane.backend.max_pool_backward(grad, winner, host.shape, window)
+        generic_dx = Backend.max_pool_backward(lane.backend, grad, generic_winner, host.shape,
+                                               window)
+        lane.assert_close(dx, lane.to_host(generic_dx), dtype, what=f"dL/dx {window}")
+        np.testing.assert_array_equal(lane.to_host(dx), lane.to_host(generic_dx))

@@ -16,6 +16,7 @@ from typing import Any
 from xpnn import checks
 from xpnn import functional as fn
 from xpnn.config import Configurable
+from xpnn.device import backend_of
 from xpnn.errors import DTypeError, LabelError, ShapeError
 from xpnn.functional import namespace
 from xpnn.graph import Context
@@ -309,19 +310,19 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
             target = (fn.one_hot(xp, y_true, y_pred.shape[-1], y_pred.dtype)
                       * xp.expand_dims(xp.astype(kept, y_pred.dtype), axis=-1))
             rows = xp.clip(xp.sum(xp.astype(kept, y_pred.dtype)), min=1.0)
-            ctx.saved = (log_probs, target, rows, kept)
+            ctx.saved = (log_probs, y_true, rows, self.ignore_index)
             return -xp.sum(target * log_probs) / rows
         target = self._target_rows(xp, y_pred, y_true)
         rows = float(_num_rows(tuple(y_pred.shape)))
-        ctx.saved = (log_probs, target, rows, None)
+        ctx.saved = (log_probs, y_true, rows, None)
         return -xp.sum(target * log_probs) / rows
 
     def backward(self, ctx: Context) -> Array:
-        """dL/dz = (softmax(z) − y) / M, and 0 on ignored rows."""
-        log_probs, target, rows, kept = ctx.saved
-        xp = namespace(log_probs)
-        grad = (xp.exp(log_probs) - target) / rows
-        return grad if kept is None else xp.where(xp.expand_dims(kept, axis=-1), grad, 0.0)
+        """dL/dz = (softmax(z) − y) / M, and 0 on ignored rows (the backend's
+        ``softmax_cross_entropy_grad`` kernel)."""
+        log_probs, y_true, rows, ignore_index = ctx.saved
+        return backend_of(log_probs).softmax_cross_entropy_grad(log_probs, y_true, rows,
+                                                                ignore_index)
 
     def check_targets(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
         """The base checks; integer labels equal to ``ignore_index`` are exempt from the

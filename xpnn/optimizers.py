@@ -7,9 +7,10 @@ moves. ``state_dict`` / ``load_state_dict`` round-trip it through host (NumPy) a
 Notation: w a parameter, g = dL/dw its gradient, η the learning rate, t the step count of the
 parameter (1 on its first update).
 
-The elementwise updates of Momentum, Nesterov and Adam are the backend's named kernels
-(``momentum_step``, ``adam_step``); the NumPy backend runs large arrays through them block by
-block, without temporaries.
+The elementwise updates of Momentum, Nesterov, AdaGrad, RMSProp, Adam and AdamW are the
+backend's named kernels (``momentum_step``, ``adagrad_step``, ``rmsprop_step``, ``adam_step``);
+the NumPy backend runs large arrays through the momentum and Adam kernels block by block,
+without temporaries, and the CuPy backend runs each as one CUDA kernel.
 
 Flushing tiny state: state that decays geometrically where the gradient is zero (a velocity
 or a moment of a dead ReLU unit: v ← μ v, again and again) would sink into the subnormal
@@ -263,10 +264,8 @@ class AdaGrad(Optimizer):
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """h ← h + g²;  w ← w − η g / (√h + ε)."""
-        sum_squares = state["sum_squares"]
-        sum_squares += grad * grad
-        param.value -= self.learning_rate * grad / (self.backend.xp.sqrt(sum_squares)
-                                                    + self.epsilon)
+        self.backend.adagrad_step(param.value, state["sum_squares"], grad, self.learning_rate,
+                                  self.epsilon)
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {**super().get_config(), "epsilon": self.epsilon}
@@ -291,11 +290,8 @@ class RMSProp(Optimizer):
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
         """h ← ρ h + (1 − ρ) g²;  w ← w − η g / (√h + ε)."""
-        mean_square = state["mean_square"]
-        mean_square *= self.rho
-        mean_square += (1.0 - self.rho) * (grad * grad)
-        param.value -= self.learning_rate * grad / (self.backend.xp.sqrt(mean_square)
-                                                    + self.epsilon)
+        self.backend.rmsprop_step(param.value, state["mean_square"], grad, self.learning_rate,
+                                  self.rho, self.epsilon)
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
@@ -328,13 +324,16 @@ class Adam(Optimizer):
         """The Adam step above, with t = this parameter's step count."""
         self.adam_step(param, grad, state)
 
-    def adam_step(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
-        """Moments, bias correction and the parameter step (shared with AdamW)."""
+    def adam_step(self, param: Parameter, grad: Array, state: dict[str, Any],
+                  decoupled_decay: float = 0.0) -> None:
+        """Moments, bias correction and the parameter step (shared with AdamW, which passes
+        its decoupled decay ηλ)."""
         t = state["step"]
         correction_2 = math.sqrt(1.0 - self.beta_2**t)
         step_size = self.learning_rate * correction_2 / (1.0 - self.beta_1**t)
         self.backend.adam_step(param.value, state["m"], state["v"], grad, self.beta_1,
-                               self.beta_2, step_size, self.epsilon * correction_2)
+                               self.beta_2, step_size, self.epsilon * correction_2,
+                               decoupled_decay)
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -366,10 +365,9 @@ class AdamW(Adam):
         return param.weight_decay
 
     def update(self, param: Parameter, grad: Array, state: dict[str, Any]) -> None:
-        """Decay the weights by η λ, then the Adam step."""
-        if param.regularizable and self.weight_decay:
-            param.value *= 1.0 - self.learning_rate * self.weight_decay
-        self.adam_step(param, grad, state)
+        """Decay the weights by η λ, then the Adam step (one ``adam_step`` kernel)."""
+        decay = self.learning_rate * self.weight_decay if param.regularizable else 0.0
+        self.adam_step(param, grad, state, decay)
 
 
 def global_norm(xp: Any, arrays: list[Array]) -> Array:
