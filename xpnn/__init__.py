@@ -18,6 +18,7 @@ from xpnn import (
     initializers,
     losses,
     metrics,
+    onnx,
     optimizers,
     schedules,
 )
@@ -153,6 +154,7 @@ __all__ = [
     "losses",
     "lr_find",
     "metrics",
+    "onnx",
     "optimizers",
     "schedules",
     "set_device",

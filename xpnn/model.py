@@ -250,6 +250,15 @@ class Sequential:
         """Set the parameters from an xpnn file, matched by name and shape."""
         checkpoint_module.load_weights(self, path)
 
+    def export(self, path: Any, *, format: str | None = None, **options: Any) -> None:
+        """Write the model for inference outside xpnn, as ONNX (the one format: a ``.onnx``
+        path or ``format="onnx"``); ``options`` (``opset``, ``dtype``, ``dynamic_time``) go
+        to :func:`xpnn.onnx.export`. The model is not changed."""
+        from xpnn import onnx as onnx_export
+
+        onnx_export.check_format(path, format)
+        onnx_export.export(self, path, **options)
+
     def save_checkpoint(self, path: Any) -> None:
         """Write a resumable checkpoint of the training so far (``fit(resume_from=...)``
         continues from it); usually done by the ``ModelCheckpoint`` callback."""
