@@ -603,6 +603,24 @@ def test_model_export_takes_the_format_from_the_suffix(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.bin", "c.onnx"]
 
 
+def test_the_export_command(tmp_path, capsys):
+    main = pytest.importorskip("xpnn.__main__")
+    model = built([xpnn.Embedding(9, 4), xpnn.GRU(5), xpnn.Dense(2)], (6,))
+    model.save(tmp_path / "model.xpnn")
+    target = tmp_path / "model.onnx"
+    assert main.main(["export", str(tmp_path / "model.xpnn"), str(target)]) == 0
+    assert "(ONNX opset 17, IR version 8)" in capsys.readouterr().out
+    assert target.read_bytes() == xo.to_onnx(model).SerializeToString()
+    assert main.main(["export", str(tmp_path / "model.xpnn"), str(target), "--opset", "21",
+                      "--fixed-time"]) == 0
+    proto = onnx.load(target)
+    assert proto.opset_import[0].version == 21 and dims(proto.graph.input[0]) == ["batch", 6]
+    assert main.main(["export", str(tmp_path / "model.xpnn"), str(tmp_path / "m.bin")]) == 1
+    assert "cannot tell the export format" in capsys.readouterr().err
+    assert main.main(["export", str(tmp_path / "missing.xpnn"), str(target)]) == 1
+    assert main.main(["info"]) == 0
+
+
 # -- the file runs where xpnn cannot be imported ---------------------------------------------
 #: Run in ``python -I`` (no PYTHONPATH, no user site, no script directory on sys.path) with a
 #: meta-path finder that refuses every ``xpnn`` module, even the editable install's.
