@@ -677,3 +677,33 @@ def test_importing_xpnn_does_not_import_onnx():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+# -- the deployment example ---------------------------------------------------------------
+def test_deploy_onnx_example(monkeypatch, tmp_path, capsys):
+    """Train the digits CNN briefly, export it, classify the test set with onnx_predict.py
+    (numpy and onnxruntime only): both print the same classes and accuracy."""
+    pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
+    monkeypatch.setattr(sys, "argv", ["deploy_onnx.py", "--epochs", "2", "--out",
+                                      str(tmp_path), "--repeats", "2"])
+    result = runpy.run_path(str(EXAMPLES / "deploy_onnx.py"), run_name="example")["main"]()
+    out = capsys.readouterr().out
+    assert result["identical"] and result["accuracy"] > 0.8
+    xpnn_lines = [line for line in out.splitlines() if line.startswith("xpnn ")]
+    onnx_lines = [line for line in out.splitlines() if line.startswith("onnxruntime ")]
+    assert len(xpnn_lines) == len(onnx_lines) == 2
+    for ours, theirs in zip(xpnn_lines, onnx_lines, strict=True):
+        assert ours.removeprefix("xpnn ") == theirs.removeprefix("onnxruntime ")
+    # onnx_predict.py itself needs neither xpnn nor anything but numpy and onnxruntime
+    script = (EXAMPLES / "onnx_predict.py").read_text()
+    imported = {line.split()[1].split(".")[0] for line in script.splitlines()
+                if line.startswith(("import ", "from "))}
+    assert imported <= {"__future__", "argparse", "sys", "numpy", "onnxruntime"}, imported
+    alone = run_without_xpnn(f"""
+        import runpy, sys
+        sys.argv = ["onnx_predict.py", "digits_cnn.onnx", "digits_test.npz"]
+        runpy.run_path({str(EXAMPLES / "onnx_predict.py")!r}, run_name="__main__")
+    """, cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    assert [line for line in alone.stdout.splitlines() if line.startswith("onnxruntime ")] \
+        == onnx_lines
