@@ -111,6 +111,7 @@ def check_against_predict(model: xpnn.Sequential, proto=None, *, dtype: str | No
     for batch in BATCHES:
         x = sample(model, batch, rng)
         expected = model.predict(x)
+        assert np.all(np.isfinite(expected))  # NaN == NaN would pass assert_allclose
         feed = x if model.layers[0].integer_input else x.astype(graph_dtype)
         actual = run_ort(proto, feed)
         assert actual.shape == expected.shape and actual.dtype == np.dtype(graph_dtype)
@@ -489,6 +490,47 @@ def test_recurrent_converters_return_the_final_states(make):
     assert len(actual) == len(expected) == len(outputs)
     for got, want in zip(actual, expected, strict=True):
         np.testing.assert_allclose(got, want, **ONNX["float32"])
+
+
+@pytest.mark.parametrize("make", [lambda: xpnn.Dense(4), lambda: xpnn.LSTM(4),
+                                  lambda: xpnn.BatchNorm(scale=False)],
+                         ids=["Dense", "LSTM", "BatchNorm"])
+def test_a_layer_converted_twice_shares_its_initializers(make):
+    """What a graph model's shared layer will do: the converter runs once per call, the
+    nodes are emitted twice, the initializers once."""
+    layer = make()
+    shape = (5, 3) if isinstance(layer, xpnn.LSTM) else (3,)
+    layer.build(shape, BuildContext(xpnn.get_backend("cpu"), "float32",
+                                    np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    for param in layer.parameters():
+        values = rng.normal(0, 0.5, param.shape)
+        param.value = (np.abs(values) if param.name.endswith("running_var")
+                       else values).astype(np.float32)
+    ctx = xo.ExportContext()
+    convert = xo.converter_for(layer).converter
+    [first] = convert(layer, ["a"], ctx)
+    counts = len(ctx.nodes), len(ctx.initializers)
+    [second] = convert(layer, ["b"], ctx)
+    assert len(ctx.nodes) == 2 * counts[0] and len(ctx.initializers) == counts[1]
+    assert len({node.name for node in ctx.nodes}) == len(ctx.nodes)
+    helper = onnx.helper
+    first, second = ctx.rename_output(first, "y1"), ctx.rename_output(second, "y2")
+    out = ["batch", *layer.output_shape]
+    graph = helper.make_graph(
+        ctx.nodes, "shared",
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", *shape])
+         for n in "ab"],
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, out) for n in ("y1", "y2")],
+        initializer=ctx.initializers)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
+    onnx.checker.check_model(proto, full_check=True)
+    a, b = (rng.normal(size=(4, *shape)).astype(np.float32) for _ in range(2))
+    y1, y2 = session(proto).run(None, {"a": a, "b": b})
+    assert np.all(np.isfinite(y1)) and np.all(np.isfinite(y2))
+    np.testing.assert_allclose(y1, layer.forward(a), **ONNX["float32"])
+    np.testing.assert_allclose(y2, layer.forward(b), **ONNX["float32"])
 
 
 # -- errors -------------------------------------------------------------------------------------
