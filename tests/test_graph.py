@@ -15,7 +15,7 @@ import pytest
 import xpnn
 
 from . import reference as ref
-from .tolerances import GRADCHECK, PARITY
+from .tolerances import GRADCHECK
 
 DTYPES = ("float32", "float64")
 

@@ -24,6 +24,7 @@ from xpnn import (
     initializers,
     losses,
     metrics,
+    onnx,
     optimizers,
     schedules,
 )
@@ -175,6 +176,7 @@ __all__ = [
     "losses",
     "lr_find",
     "metrics",
+    "onnx",
     "optimizers",
     "schedules",
     "set_device",

@@ -1,4 +1,9 @@
-"""``python -m xpnn info``: versions, the backends found and their devices."""
+"""The ``xpnn`` command (also ``python -m xpnn``).
+
+- ``xpnn info``: versions, the backends found and their devices;
+- ``xpnn export model.xpnn model.onnx [--opset N] [--dtype float32] [--fixed-time]``: a
+  saved model (or checkpoint) as an ONNX file, through :func:`xpnn.onnx.export`.
+"""
 
 from __future__ import annotations
 
@@ -54,12 +59,57 @@ def info() -> str:
     return "\n".join(lines)
 
 
+def export(source: str, target: str, *, opset: int, dtype: str | None,
+           dynamic_time: bool | None, format: str | None = None) -> str:
+    """Load the model saved at ``source`` (on the CPU) and export it to ``target``; return a
+    one-line report."""
+    import xpnn
+    from xpnn import onnx as onnx_export
+
+    onnx_export.check_format(target, format)
+    model = xpnn.load(source, device="cpu")
+    onnx_export.export(model, target, opset=opset, dtype=dtype, dynamic_time=dynamic_time)
+    return (f"exported model '{model.name}' ({len(model.layers)} layers, "
+            f"{model.count_params():,} parameters) to {target} "
+            f"(ONNX opset {opset}, IR version {onnx_export.IR_VERSIONS[opset]})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m xpnn", description=__doc__)
-    parser.add_argument("command", choices=["info"], help="what to do")
-    parser.parse_args(argv)
-    print(info())
+    from xpnn.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+
+    parser = argparse.ArgumentParser(prog="xpnn", description="xpnn's command line")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    commands.add_parser("info", help="versions, backends and devices")
+    exporter = commands.add_parser(
+        "export", help="export a saved model to ONNX",
+        description="Export a model saved by model.save (or a checkpoint) to an ONNX file.")
+    exporter.add_argument("source", help="the saved model, e.g. model.xpnn")
+    exporter.add_argument("target", help="the ONNX file to write, e.g. model.onnx")
+    exporter.add_argument("--format", default=None, help="onnx (default: from the suffix)")
+    exporter.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                          choices=range(MIN_OPSET, MAX_OPSET + 1), metavar="N",
+                          help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default "
+                               f"{DEFAULT_OPSET})")
+    exporter.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                          help="the graph's float type (default: the model's)")
+    time = exporter.add_mutually_exclusive_group()
+    time.add_argument("--dynamic-time", dest="dynamic_time", action="store_const", const=True,
+                      default=None, help="demand a symbolic time axis")
+    time.add_argument("--fixed-time", dest="dynamic_time", action="store_const", const=False,
+                      help="keep the time length the model was built for")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        print(info())
+        return 0
+    from xpnn.errors import XpnnError
+
+    try:
+        print(export(args.source, args.target, opset=args.opset, dtype=args.dtype,
+                     dynamic_time=args.dynamic_time, format=args.format))
+    except (XpnnError, ValueError, ImportError, OSError) as error:
+        print(f"xpnn export: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

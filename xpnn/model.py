@@ -27,6 +27,7 @@ from xpnn import checkpoint as checkpoint_module
 from xpnn import config as config_module
 from xpnn import losses as losses_module
 from xpnn import metrics as metrics_module
+from xpnn import onnx as onnx_export
 from xpnn import optimizers as optimizers_module
 from xpnn.backends.base import FLOAT_DTYPES, Backend
 from xpnn.checkpoint import Snapshot
@@ -322,6 +323,13 @@ class Model(Trainer):
         if not self.built:
             self._build_from_config_shape(snapshot.config, path)
         self._restore_weights(snapshot, path)
+
+    def export(self, path: PathLike, *, format: str | None = None, **options: Any) -> None:
+        """Write the model for inference outside xpnn, as ONNX (the one format: a ``.onnx``
+        path or ``format="onnx"``); ``options`` (``opset``, ``dtype``, ``dynamic_time``) go
+        to :func:`xpnn.onnx.export`. The model is not changed."""
+        onnx_export.check_format(path, format)
+        onnx_export.export(self, path, **options)
 
     def save_checkpoint(self, path: PathLike) -> None:
         """Write a resumable checkpoint of the training so far (``fit(resume_from=...)``
@@ -635,7 +643,7 @@ class Sequential(Model):
                                     f"{batch_shape(self.input_shape)}, not "
                                     f"{batch_shape(shape)}")
             return
-        tensor = Input(shape, name=f"{self.name}_input")
+        tensor = Input(shape, name=f"{self.layers[0].name}_input")
         source = tensor
         for index, layer in enumerate(self.layers):
             tensor = layer(tensor)
