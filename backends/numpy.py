@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from xpnn.backends import strided
+from xpnn.backends import memory, strided
 from xpnn.backends.base import Backend, Device, HostRandomGenerator, Window
 
 
@@ -24,6 +24,7 @@ class NumpyBackend(Backend):
         self.device = Device("cpu")
         self.native_device = "cpu"
         self._local = threading.local()  # per-thread scratch buffers of the kernels
+        memory.keep_freed_memory()  # steps reuse freed memory instead of faulting it back in
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> np.ndarray:
         """Copy a host array to this device, cast to ``dtype`` on the host."""

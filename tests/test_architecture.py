@@ -26,3 +26,65 @@ def test_no_numpy_or_cupy_math_imports(path):
             imported.add(node.module.split(".")[0])
     allowed = {"numpy"} if path.name == "base.py" else set()  # host-side init generator only
     assert not (imported & {"numpy", "cupy"}) - allowed, f"{path.name} imports {imported}"
+
+
+ROOT = CORE.parent
+
+
+def _module_name(path: Path) -> str:
+    """xpnn/layers/dense.py -> xpnn.layers.dense; backends/numpy.py -> xpnn.backends.numpy."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "backends":
+        parts = ["xpnn", *parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every xpnn module and the xpnn modules it imports anywhere in the file (module level,
+    inside functions and in TYPE_CHECKING blocks alike)."""
+    paths = {_module_name(p): p for p in [*CORE.rglob("*.py"), *(ROOT / "backends").glob("*.py")]}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in paths:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                targets |= {f"{base}.{alias.name}" for alias in node.names}
+        graph[name] = {found for target in targets if target.startswith("xpnn")
+                       and (found := resolve(target)) is not None and found != name}
+    return graph
+
+
+def test_no_import_cycles_among_xpnn_modules():
+    """Imports only go down the layers of the house (docs/architecture.md): a depth-first
+    search finds no module that imports itself through others."""
+    graph = _import_graph()
+    assert len(graph) > 40
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*path[path.index(target):], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

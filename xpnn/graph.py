@@ -219,15 +219,30 @@ def _describe_shapes(shape: Any) -> str:
 
 class _Step:
     """One node of a compiled graph: where its inputs and outputs live among the graph's
-    value slots, and which slots can be dropped once it has run."""
+    value slots, and which slots can be dropped once it has run (what a run reads per node,
+    worked out once)."""
 
-    __slots__ = ("input_slots", "node", "output_slots", "release")
+    __slots__ = (
+        "as_list",
+        "drop",
+        "input_slots",
+        "layer",
+        "multiple_outputs",
+        "node",
+        "output_slots",
+        "single",
+    )
 
     def __init__(self, node: Node, input_slots: list[int], output_slots: list[int]) -> None:
         self.node = node
+        self.layer = node.layer
         self.input_slots = input_slots
         self.output_slots = output_slots
-        self.release: list[int] = []
+        self.as_list = node.as_list
+        self.multiple_outputs = node.multiple_outputs
+        #: One input array and one output array: the common case, run without lists.
+        self.single = not node.as_list and not node.multiple_outputs
+        self.drop: list[int] = []
 
 
 class Graph:
@@ -265,9 +280,15 @@ class Graph:
         _refuse_duplicates(where, "layers", [layer.name for layer in self.layers],
                            self.layers)
         self._number_slots()
+        #: The layers in order when the graph is a chain (one input, one output, each node
+        #: one array in and out, each output read by the next node only: a Sequential),
+        #: which runs without value slots; None otherwise.
+        self.chain = self._chain()
         #: Whether the next run checks every node's inputs and outputs.
         self.verified = False
-        self._needs_cache: dict[tuple[bool, ...], list[bool]] = {}
+        self._needs_cache: dict[tuple[bool, ...], Any] = {}
+        #: Per node, ``needs_input_grad`` of a run that is not recorded: all False.
+        self._no_grads = [(False,) * len(step.input_slots) for step in self.steps]
 
     # -- structure -----------------------------------------------------------------------
     def _collect(self, where: str) -> list[Node]:
@@ -328,28 +349,47 @@ class Graph:
         kept = set(self.output_slots)
         for slot, index in last_use.items():
             if slot not in kept:
-                self.steps[index].release.append(slot)
+                self.steps[index].drop.append(slot)
         self.integer_slots = set()
         for index, tensor in enumerate(self.inputs):
             if tensor.dtype is not None and tensor.dtype not in ("float32", "float64"):
                 self.integer_slots.add(index)
 
+    def _chain(self) -> list[Any] | None:
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            return None
+        previous = self.inputs[0]
+        for node in self.nodes:
+            if not (node.inputs == [previous] and len(node.outputs) == 1
+                    and not node.as_list and not node.multiple_outputs):
+                return None
+            previous = node.outputs[0]
+        if previous is not self.outputs[0] or any(len(step.drop) != 1 for step in self.steps):
+            return None
+        return [node.layer for node in self.nodes]
+
     def needs_grad(self, input_grads: bool = False) -> list[bool]:
         """Which slots need a gradient in the backward pass: a tensor does when a layer with
         trainable parameters produced it or one of its ancestors (``input_grads``: the
-        model's float inputs too). Cached per pattern of frozen layers."""
-        key = (input_grads, *(bool(layer.trainable_parameters()) for layer in self.layers))
-        needs = self._needs_cache.get(key)
-        if needs is None:
+        model's float inputs too)."""
+        return self._plan(input_grads)[0]
+
+    def _plan(self, input_grads: bool) -> tuple[list[bool], list[tuple[bool, ...]]]:
+        """``needs_grad`` and, per node, its inputs' ``needs_input_grad``; cached per pattern
+        of frozen layers (a layer's own parameters never change from trainable to not)."""
+        key = (input_grads, *[layer.trainable for layer in self.layers])
+        plan = self._needs_cache.get(key)
+        if plan is None:
             needs = [input_grads and slot not in self.integer_slots
                      for slot in range(self.num_slots)]
             for step in self.steps:
-                upstream = (bool(step.node.layer.trainable_parameters())
+                upstream = (bool(step.layer.trainable_parameters())
                             or any(needs[slot] for slot in step.input_slots))
                 for slot in step.output_slots:
                     needs[slot] = upstream
-            self._needs_cache[key] = needs
-        return needs
+            per_step = [tuple(needs[slot] for slot in step.input_slots) for step in self.steps]
+            plan = self._needs_cache[key] = (needs, per_step)
+        return plan
 
     def invalidate(self) -> None:
         """Check every node again on the next run (after a move to another device)."""
@@ -363,54 +403,113 @@ class Graph:
         outputs and, with ``record``, the contexts :meth:`backward` needs (``input_grads``:
         the backward pass will also return dL/d(inputs)). A ``sink`` dict receives every
         node's outputs by tensor name."""
+        per_step = self._plan(input_grads)[1] if record else self._no_grads
+        contexts: list[Context] = []
+        if self.chain is not None and self.verified and sink is None:  # a Sequential's batch
+            x = arrays[0]
+            for layer, needs in zip(self.chain, per_step, strict=True):
+                ctx = Context(training, needs)
+                if layer.checks_values:
+                    layer.check_input(x)
+                x = layer.forward(ctx, x)
+                contexts.append(ctx)
+            return [x], contexts if record else None
         values: list[Any] = [None] * self.num_slots
         values[:len(arrays)] = arrays
-        needs = self.needs_grad(input_grads) if record else None
-        contexts: list[Context] | None = [] if record else None
-        checking = not self.verified
-        for step in self.steps:
-            node = step.node
-            args = [values[slot] for slot in step.input_slots]
-            inputs = args if node.as_list else args[0]
-            if checking or node.layer.checks_values:
-                node.layer.check_input(inputs)
-            ctx = Context(training, tuple(needs[slot] for slot in step.input_slots)
-                          if needs is not None else (False,) * len(args))
-            result = node.layer.forward(ctx, inputs)
-            outputs = list(result) if node.multiple_outputs else [result]
-            if checking:
-                _check_outputs(node, outputs)
-            for slot, value in zip(step.output_slots, outputs, strict=True):
-                values[slot] = value
-            if sink is not None:
-                sink.update({t.name: value for t, value in zip(node.outputs, outputs,
-                                                                strict=True)})
-            for slot in step.release:
-                values[slot] = None
-            if contexts is not None:
+        if not self.verified or sink is not None:
+            self._forward_checked(values, training, per_step, contexts, sink)
+        else:
+            for step, needs in zip(self.steps, per_step, strict=True):  # per batch
+                ctx = Context(training, needs)
+                layer = step.layer
+                if step.single:
+                    x = values[step.input_slots[0]]
+                    if layer.checks_values:
+                        layer.check_input(x)
+                    values[step.output_slots[0]] = layer.forward(ctx, x)
+                else:
+                    self._run_step(step, ctx, values)
+                for slot in step.drop:
+                    values[slot] = None
                 contexts.append(ctx)
-        self.verified = True
-        return [values[slot] for slot in self.output_slots], contexts
+        return [values[slot] for slot in self.output_slots], contexts if record else None
 
-    def backward(self, contexts: list[Context], grad_outputs: Sequence[Array | None]
-                 ) -> list[Array | None]:
+    def _forward_checked(self, values: list[Any], training: bool,
+                         per_step: list[tuple[bool, ...]], contexts: list[Context],
+                         sink: dict[str, Array] | None) -> None:
+        """The forward pass that checks every node's inputs and outputs (the first run) or
+        hands every output to ``sink``."""
+        checking = not self.verified
+        for step, needs in zip(self.steps, per_step, strict=True):
+            ctx = Context(training, needs)
+            if checking or step.layer.checks_values:
+                step.layer.check_input(step.node.input_structure(
+                    [values[slot] for slot in step.input_slots]))
+            outputs = self._run_step(step, ctx, values)
+            if checking:
+                _check_outputs(step.node, outputs)
+            if sink is not None:
+                sink.update({t.name: value for t, value in zip(step.node.outputs, outputs,
+                                                                strict=True)})
+            for slot in step.drop:
+                values[slot] = None
+            contexts.append(ctx)
+        self.verified = True
+
+    @staticmethod
+    def _run_step(step: _Step, ctx: Context, values: list[Any]) -> list[Any]:
+        """Run one node's layer on its input slots and fill its output slots."""
+        inputs = step.node.input_structure([values[slot] for slot in step.input_slots])
+        result = step.layer.forward(ctx, inputs)
+        outputs = list(result) if step.multiple_outputs else [result]
+        for slot, value in zip(step.output_slots, outputs, strict=True):
+            values[slot] = value
+        return outputs
+
+    def backward(self, contexts: list[Context], grad_outputs: Sequence[Array | None],
+                 release: bool = False) -> list[Array | None]:
         """Propagate dL/d(outputs) back through the nodes of the recorded run, adding the
         parameter gradients of every call; returns dL/d(inputs) (None where not asked for
-        with ``input_grads`` or not reached)."""
+        with ``input_grads`` or not reached). With ``release`` each entry of ``contexts`` is
+        set to None as its node's backward runs, so what a forward kept is freed while the
+        gradients are being made (the training step does this; leave it off to read a
+        context afterwards, e.g. a recurrent layer's ``state_gradients``)."""
+        if self.chain is not None:  # a Sequential: dL/dx of each layer is dL/dy of the one before
+            grad = grad_outputs[0]
+            for index in range(len(self.chain) - 1, -1, -1):
+                ctx = contexts[index]
+                if release:
+                    contexts[index] = None
+                grad = self.chain[index].backward(ctx, grad)
+                if not ctx.needs_input_grad[0]:  # nothing before needs it: no parameters
+                    return [None]
+            return [grad]
         grads: list[Any] = [None] * self.num_slots
         for slot, grad in zip(self.output_slots, grad_outputs, strict=True):
             if grad is not None:
                 grads[slot] = grad if grads[slot] is None else grads[slot] + grad
-        for step, ctx in zip(reversed(self.steps), reversed(contexts), strict=True):
-            node = step.node
-            received = [grads[slot] for slot in step.output_slots]
+        for index in range(len(self.steps) - 1, -1, -1):
+            step, ctx = self.steps[index], contexts[index]
+            if release:
+                contexts[index] = None
+            if step.single:  # the common case, without lists
+                received = grads[step.output_slots[0]]
+                if received is None:
+                    continue
+                grads[step.output_slots[0]] = None
+                grad = step.layer.backward(ctx, received)
+                if grad is not None and ctx.needs_input_grad[0]:
+                    slot = step.input_slots[0]
+                    grads[slot] = grad if grads[slot] is None else grads[slot] + grad
+                continue
+            received_all = [grads[slot] for slot in step.output_slots]
             for slot in step.output_slots:
                 grads[slot] = None
-            if all(grad is None for grad in received):
+            if all(grad is None for grad in received_all):
                 continue
-            result = node.layer.backward(
-                ctx, tuple(received) if node.multiple_outputs else received[0])
-            returned = list(result) if node.as_list else [result]
+            result = step.layer.backward(
+                ctx, tuple(received_all) if step.multiple_outputs else received_all[0])
+            returned = list(result) if step.as_list else [result]
             for slot, grad, needed in zip(step.input_slots, returned, ctx.needs_input_grad,
                                           strict=True):
                 if needed and grad is not None:

@@ -248,7 +248,7 @@ class Trainer:
             grad = loss.backward(ctx)
             grads.append(grad if weight == 1.0 else grad * weight)
         total = _weighted_sum(values, self.loss_weights)
-        self.graph.backward(contexts, grads)
+        self.graph.backward(contexts, grads, release=True)
         penalty = self.optimizer.penalty(params)
         self.optimizer.step(params)
         if penalty is not None:
@@ -371,6 +371,8 @@ class Trainer:
 
 def _weighted_sum(values: list[Array], weights: list[float]) -> Array:
     """Σ_k w_k ℓ_k (a weight of 1 costs no multiplication)."""
+    if len(values) == 1 and weights[0] == 1.0:
+        return values[0]
     total = None
     for value, weight in zip(values, weights, strict=True):
         term = value if weight == 1.0 else value * weight
