@@ -8,8 +8,8 @@ Both networks have the same layers: a Dense stem, then ``depth`` Dense(width) + 
 then a Dense classifier, trained the same way (SGD with momentum, He initialisation, no
 normalisation). The residual one groups the hidden layers in pairs and adds each pair's input
 to its output, h ← h + W₂ relu(W₁ relu(h)) (a graph model: ``xpnn.Add`` joins the skip and
-the branch), so that the gradient reaching the stem is the identity plus the branches'
-contributions rather than a product of ``depth`` Jacobians. Deeper plain networks train
+the branch; each block starts as the identity), so that the gradient reaching the stem is
+the identity plus the branches' contributions rather than a product of ``depth`` Jacobians. Deeper plain networks train
 worse — not because they overfit (their *training* loss is higher) but because
 optimisation through many layers is hard; the residual networks keep improving with depth.
 The script prints the final training loss and test accuracy of each, and draws the training
@@ -37,11 +37,16 @@ def plain(depth: int, width: int, seed: int, device: str | None) -> xpnn.Model:
 
 def residual(depth: int, width: int, seed: int, device: str | None) -> xpnn.Model:
     """Stem, ``depth // 2`` residual blocks h ← h + W₂ relu(W₁ relu(h)), classifier: the
-    same layers as :func:`plain`, with a skip around every pair."""
+    same layers as :func:`plain`, with a skip around every pair.
+
+    W₂ starts at zero, so every block starts as the identity (Goyal et al. 2017, Zhang et
+    al. 2019, "Fixup"): without normalisation, each block would otherwise add a branch of
+    the same variance as its input and the signal would double block after block."""
     x = xpnn.Input((64,), name="pixels")
     h = xpnn.Dense(width, name="stem")(x)
     for _ in range(depth // 2):
-        branch = xpnn.Dense(width)(xpnn.ReLU()(xpnn.Dense(width)(xpnn.ReLU()(h))))
+        branch = xpnn.Dense(width, kernel_initializer="zeros")(
+            xpnn.ReLU()(xpnn.Dense(width)(xpnn.ReLU()(h))))
         h = xpnn.Add()([h, branch])
     logits = xpnn.Dense(10, name="logits")(xpnn.ReLU()(h))
     return xpnn.Model(x, logits, device=device, seed=seed)
@@ -66,16 +71,17 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None,
                         help="cpu, cuda, cuda:N, auto or strict (default: $XPNN_DEVICE or cpu)")
-    parser.add_argument("--depths", type=int, nargs="+", default=[4, 16, 32])
+    parser.add_argument("--depths", type=int, nargs="+",
+                        help="hidden layers of each network (default 4 16 32; --quick: 2 8)")
     parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, help="default 30 (--quick: 3)")
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="residual_depth.png", help="the figure (PNG)")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     args = parser.parse_args()
-    if args.quick:
-        args.depths, args.epochs = [2, 8], 3
+    args.depths = args.depths or ([2, 8] if args.quick else [4, 16, 32])
+    args.epochs = args.epochs or (3 if args.quick else 30)
 
     data = xpnn.datasets.load_digits(seed=args.seed)
     print(f"digits: {len(data[0][0])} training, {len(data[1][0])} test samples; "

@@ -59,3 +59,15 @@ def test_logic_gates(run_quick, capsys, lane):
     assert accuracy["XOR, one neuron"] <= 0.75  # no straight line separates XOR
     assert accuracy["XOR, 4 hidden units"] == 1.0
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_residual_depth_the_deep_plain_network_fails_where_the_residual_one_trains(run_quick):
+    quick = run_quick("residual_depth.py")
+    assert set(quick) == {("plain", 2), ("residual", 2), ("plain", 8), ("residual", 8)}
+    # the degradation problem at a depth the CI can afford: 24 hidden layers, 10 epochs
+    results = run_quick("residual_depth.py", "--depths", "4", "24", "--epochs", "10")
+    assert results[("plain", 4)]["train_loss"] < 0.2
+    assert results[("residual", 4)]["train_loss"] < 0.2
+    assert results[("plain", 24)]["train_loss"] > 1.0  # deeper, yet worse on its training data
+    assert results[("residual", 24)]["train_loss"] < 0.2
+    assert results[("residual", 24)]["test_accuracy"] > 0.9
