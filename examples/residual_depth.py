@@ -9,9 +9,10 @@ then a Dense classifier, trained the same way (SGD with momentum, He initialisat
 normalisation). The residual one groups the hidden layers in pairs and adds each pair's input
 to its output, h ← h + W₂ relu(W₁ relu(h)) (a graph model: ``xpnn.Add`` joins the skip and
 the branch; each block starts as the identity), so that the gradient reaching the stem is
-the identity plus the branches' contributions rather than a product of ``depth`` Jacobians. Deeper plain networks train
-worse — not because they overfit (their *training* loss is higher) but because
-optimisation through many layers is hard; the residual networks keep improving with depth.
+the identity plus the branches' contributions rather than a product of ``depth``
+Jacobians. Deeper plain networks train worse — not because they overfit (their *training*
+loss is higher) but because optimisation through many layers is hard; the residual
+networks keep improving with depth.
 The script prints the final training loss and test accuracy of each, and draws the training
 loss per epoch for each depth (a PNG).
 """
