@@ -519,3 +519,18 @@ def test_device_calls_check_the_model_inputs(lane, rng):
         model([a, lane.asarray(np.zeros((5, 3)), "float64")])
     with pytest.raises(xpnn.DTypeError, match="input 'a' of dtype float64, received float32"):
         model([lane.asarray(np.zeros((5, 4)), "float32"), c])
+
+
+def test_a_graph_model_moves_between_devices_and_finds_a_learning_rate(lane, rng):
+    model = siamese(seed=0)
+    model.compile("mse", xpnn.SGD(0.1))
+    xs = [rng.standard_normal((64, 4)) for _ in range(2)]
+    y = rng.standard_normal((64, 1))
+    model.fit(xs, y, epochs=1, batch_size=16, verbose=0)
+    expected = model.predict(xs)
+    model.to(lane.device)
+    np.testing.assert_allclose(model.predict(xs), expected, rtol=1e-5, atol=1e-6)
+    model.fit(xs, y, epochs=1, batch_size=16, verbose=0)  # trains there
+    assert all(lane.backend.owns(p.value) for p in model.parameters())
+    result = xpnn.lr_find(model, xs, y, steps=20, batch_size=16, seed=0)
+    assert len(result.rates) == len(result.losses) > 5

@@ -249,3 +249,37 @@ def test_adding_after_build_is_refused_and_sharing_layers_keeps_their_weights():
         xpnn.Sequential([hidden]).build((5,))
     with pytest.raises(xpnn.GraphError, match="share layers only between models of one"):
         xpnn.Sequential([hidden], dtype="float64").build((4,))
+
+
+class _Greedy(xpnn.Layer):
+    """A layer that asks for an absurd amount of memory once its batch exceeds ``limit``:
+    NumPy and array-api-strict raise MemoryError at once, CuPy its OutOfMemoryError."""
+
+    def __init__(self, limit, **options):
+        super().__init__(**options)
+        self.limit = limit
+
+    def forward(self, ctx, x):
+        if x.shape[0] > self.limit:
+            self.xp.empty((1 << 46,), dtype=self.dtype, device=self.backend.native_device)
+        return x
+
+    def backward(self, ctx, grad_output):
+        return grad_output
+
+
+def test_out_of_memory_names_the_batch_size_and_suggests_a_smaller_one(lane):
+    x, y = _blobs()
+    model = xpnn.Sequential([xpnn.Dense(3), _Greedy(4)], device=lane.device, name="big")
+    model.compile("softmax_crossentropy", "sgd")
+    with pytest.raises(xpnn.OutOfMemoryError,
+                       match=r"model 'big' ran out of memory on .* in fit with batch_size=16: "
+                             r"try batch_size=8") as caught:
+        model.fit(x, y, batch_size=16, verbose=0)
+    assert isinstance(caught.value, MemoryError)
+    with pytest.raises(xpnn.OutOfMemoryError, match=r"in predict with batch_size=256: try "
+                                                    r"batch_size=128"):
+        model.predict(x)
+    with pytest.raises(xpnn.OutOfMemoryError, match=r"in evaluation with batch_size=5"):
+        model.evaluate(x, y, batch_size=5)
+    model.fit(x, y, batch_size=4, verbose=0)  # small batches fit

@@ -48,6 +48,7 @@ from xpnn.errors import (
     LabelError,
     NonFiniteError,
     NotReadyError,
+    OutOfMemoryError,
     ShapeError,
     XpnnError,
 )
@@ -146,6 +147,7 @@ __all__ = [
     "Nesterov",
     "NonFiniteError",
     "NotReadyError",
+    "OutOfMemoryError",
     "Parameter",
     "RMSProp",
     "ReLU",

@@ -36,6 +36,11 @@ class DeviceUnavailableError(DeviceError):
     """The requested device cannot be used here; the message says why and how to fix it."""
 
 
+class OutOfMemoryError(XpnnError, MemoryError):
+    """A batch did not fit in the device's memory; the message names the batch size and
+    suggests a smaller one."""
+
+
 class NotReadyError(XpnnError, RuntimeError):
     """A model or layer was used before it was built or compiled."""
 

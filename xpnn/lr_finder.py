@@ -107,7 +107,9 @@ def lr_find(
     twin = model.clone()
     twin.compile(loss=model.loss, optimizer=optimizer, loss_weights=model.loss_weights)
     sweep = _RangeTest(rates, smoothing, divergence)
-    num_samples = int(x.shape[0]) if hasattr(x, "shape") else len(x)
+    first = (next(iter(x.values())) if isinstance(x, dict)
+             else x[0] if isinstance(x, list | tuple) and len(twin.input_specs) > 1 else x)
+    num_samples = int(first.shape[0]) if hasattr(first, "shape") else len(first)
     epochs = math.ceil(steps / math.ceil(num_samples / batch_size))
     twin.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, seed=seed,
              callbacks=[sweep])

@@ -16,7 +16,8 @@ loss and metrics come back — when the progress bar is redrawn and when an epoc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from xpnn import callbacks as callbacks_module
 from xpnn import checks
 from xpnn import metrics as metrics_module
 from xpnn.data import batch_indices
-from xpnn.errors import NonFiniteError, NotReadyError, ShapeError
+from xpnn.errors import NonFiniteError, NotReadyError, OutOfMemoryError, ShapeError
 from xpnn.graph import Context
 from xpnn.history import History, TrainingPosition
 from xpnn.inputs import by_position, check_input, check_target
@@ -188,8 +189,9 @@ class Trainer:
                 position.start_epoch(rng.bit_generator.state)
                 callback_list.on_epoch_begin(epoch, {})
                 progress = ProgressBar(steps, epoch, epochs, verbose)
-                batch_losses = self._run_epoch(x_data, y_data, batch_size, shuffle, rng,
-                                               tally, position, callback_list, progress)
+                with self._out_of_memory("fit", batch_size):
+                    batch_losses = self._run_epoch(x_data, y_data, batch_size, shuffle, rng,
+                                                   tally, position, callback_list, progress)
                 logs = tally.logs()
                 if not math.isfinite(logs["loss"]) and not self.stop_training:
                     raise _non_finite_loss(batch_losses, epoch, steps)
@@ -287,13 +289,14 @@ class Trainer:
         tally = self._tally()
         tally.reset()
         num_samples = int(x_data[0].shape[0])
-        for indices in batch_indices(num_samples, batch_size, shuffle=False):
-            targets = self._rows(y_data, indices)
-            outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
-            values = [loss.forward(Context(), output, target) for loss, output, target
-                      in zip(self.output_losses, outputs, targets, strict=True)]
-            total = _weighted_sum(values, self.loss_weights)
-            tally.add(total, values, outputs, targets, _count(indices, num_samples))
+        with self._out_of_memory("evaluation", batch_size):
+            for indices in batch_indices(num_samples, batch_size, shuffle=False):
+                targets = self._rows(y_data, indices)
+                outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
+                values = [loss.forward(Context(), output, target) for loss, output, target
+                          in zip(self.output_losses, outputs, targets, strict=True)]
+                total = _weighted_sum(values, self.loss_weights)
+                tally.add(total, values, outputs, targets, _count(indices, num_samples))
         logs = tally.logs()
         penalty = self.optimizer.penalty(self.trainable_parameters())
         if penalty is not None:
@@ -307,10 +310,13 @@ class Trainer:
         with self.backend.scope():
             x_data = self._inputs(x)
             parts: list[list[np.ndarray]] = [[] for _ in self.output_specs]
-            for indices in batch_indices(int(x_data[0].shape[0]), batch_size, shuffle=False):
-                outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
-                for part, output in zip(parts, outputs, strict=True):
-                    part.append(self.backend.to_host(output))
+            with self._out_of_memory("predict", batch_size):
+                for indices in batch_indices(int(x_data[0].shape[0]), batch_size,
+                                             shuffle=False):
+                    outputs, _ = self.graph.forward(self._rows(x_data, indices),
+                                                    training=False)
+                    for part, output in zip(parts, outputs, strict=True):
+                        part.append(self.backend.to_host(output))
         results = [np.concatenate(part, axis=0) for part in parts]
         return results[0] if self._single_output else results
 
@@ -359,6 +365,22 @@ class Trainer:
     def _rows(self, data: list[Array], indices: np.ndarray | slice) -> list[Array]:
         """One batch on the device: the rows ``indices`` of every array."""
         return [self.backend.take_rows(array, indices) for array in data]
+
+    @contextmanager
+    def _out_of_memory(self, what: str, batch_size: int) -> Iterator[None]:
+        """Turn running out of device memory inside the batch loop of ``what`` into an
+        :class:`~xpnn.errors.OutOfMemoryError` that names the batch size and suggests half
+        of it (CuPy's ``OutOfMemoryError`` and NumPy's allocation failures are both
+        ``MemoryError``)."""
+        try:
+            yield
+        except MemoryError as error:
+            smaller = max(1, batch_size // 2)
+            hint = (f"try batch_size={smaller}" if batch_size > 1 else
+                    "even one sample does not fit: use a smaller model or another device")
+            raise OutOfMemoryError(
+                f"model '{self.name}' ran out of memory on {self.backend.device} in {what} "
+                f"with batch_size={batch_size}: {hint} (the device said: {error})") from error
 
     def _tally(self) -> Tally:
         return Tally([spec.name for spec in self.output_specs], self.output_metrics)
