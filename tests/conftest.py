@@ -29,6 +29,15 @@ LANES = ("numpy", "strict", "cupy")
 LANE_DEVICE = {"numpy": "cpu", "strict": "strict", "cupy": "cuda:0"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "nvrtc: compiles the CUDA sources with NVRTC and checks the CuPy backend's "
+        "launches against them; needs CuPy and NVRTC, not a GPU (pytest -m nvrtc)")
+    config.addinivalue_line(
+        "markers", "slow: a long test (property-based searches, training runs, examples, "
+        "subprocesses), left out by python -m xpnn test --quick")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backend", action="append", choices=LANES, default=None,
@@ -81,6 +90,7 @@ class Lane:
 @pytest.fixture
 def lane(request: pytest.FixtureRequest) -> Lane:
     name = request.param
+    request.node.user_properties.append(("lane", name))  # per-lane counts of xpnn test
     try:
         backend = xpnn.get_backend(LANE_DEVICE[name])
     except DeviceUnavailableError as error:

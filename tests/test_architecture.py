@@ -7,8 +7,13 @@ import ast
 from pathlib import Path
 
 import pytest
+import xpnn.backends
 
-CORE = Path(__file__).resolve().parent.parent / "xpnn"
+import xpnn
+
+#: The package's source, in the checkout or installed (where backends/ sits in xpnn/).
+CORE = Path(xpnn.__file__).resolve().parent
+BACKENDS = Path(xpnn.backends.__file__).resolve().parent
 DEVICE_INDEPENDENT = [
     *sorted((CORE / "layers").glob("*.py")),
     CORE / "losses.py", CORE / "optimizers.py", CORE / "metrics.py", CORE / "functional.py",
@@ -28,21 +33,25 @@ def test_no_numpy_or_cupy_math_imports(path):
     assert not (imported & {"numpy", "cupy"}) - allowed, f"{path.name} imports {imported}"
 
 
-ROOT = CORE.parent
-
-
-def _module_name(path: Path) -> str:
-    """xpnn/layers/dense.py -> xpnn.layers.dense; backends/numpy.py -> xpnn.backends.numpy."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[0] == "backends":
-        parts = ["xpnn", *parts]
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _sources() -> dict[str, Path]:
+    """xpnn's modules by name (``xpnn.layers.dense``, ``xpnn.backends.numpy``), without the
+    test suite."""
+    sources = {}
+    for root, package in ((CORE, "xpnn"), (BACKENDS, "xpnn.backends")):
+        for path in root.rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[0] in ("tests", "backends") and root is CORE:
+                continue  # the tests, and an installed backends/ (read from BACKENDS)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            sources[".".join([package, *parts])] = path
+    return sources
 
 
 def _import_graph() -> dict[str, set[str]]:
     """Every xpnn module and the xpnn modules it imports anywhere in the file (module level,
     inside functions and in TYPE_CHECKING blocks alike)."""
-    paths = {_module_name(p): p for p in [*CORE.rglob("*.py"), *(ROOT / "backends").glob("*.py")]}
+    paths = _sources()
 
     def resolve(name: str) -> str | None:
         while name and name not in paths:

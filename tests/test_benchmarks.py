@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import xpnn
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import REPOSITORY, requires_repository
+
+pytestmark = requires_repository
+
 
 
 def test_quick_benchmark_writes_its_table_and_json(tmp_path):
@@ -23,7 +25,7 @@ def test_quick_benchmark_writes_its_table_and_json(tmp_path):
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "tiny", "--only", "adam10m",
          "--only", "lenet", "--only", "mlp1024", "--only", "lenet256",
          "--device", "cpu", "--repeats", "1", "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "tiny" in run.stdout and "adam10m" in run.stdout and "targets:" in run.stdout
     assert "cpu     lenet     xpnn" in run.stdout
@@ -57,7 +59,7 @@ def test_cuda_without_a_gpu_stops_with_the_reason(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--device", "cuda",
          "--json", str(tmp_path / "results.json")],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=REPOSITORY, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert "error: --device cuda cannot run here: CUDA" in run.stderr
     assert "--device cpu --only mlp1024 --only lenet256" in run.stderr

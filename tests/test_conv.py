@@ -423,6 +423,7 @@ def test_layer_configs_round_trip():
         assert clone.get_config() == layer.get_config()
 
 
+@pytest.mark.slow
 def test_a_small_cnn_learns_the_digits(lane):
     pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
     (x_train, y_train), (x_test, y_test) = xpnn.datasets.load_digits(seed=0)

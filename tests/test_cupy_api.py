@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-BACKENDS = Path(__file__).resolve().parent.parent / "backends"
+#: The backends' source files, in the checkout or in the installed package.
+BACKENDS = Path(importlib.import_module("xpnn.backends").__file__).resolve().parent
 #: How the backends' code refers to a CuPy module: name -> module.
 ROOT_NAMES = {"cupy": "cupy", "cupyx": "cupyx", "lib": "cupy"}
 #: ``self.<attribute>`` that holds the cupy module.

@@ -23,7 +23,10 @@ import xpnn
 from xpnn import datasets
 from xpnn.errors import DatasetUnavailableError, FileFormatError
 
+from .paths import requires_repository
 from .test_examples import run_example
+
+pytestmark = pytest.mark.slow  # a local HTTP server per test; no backend lane
 
 NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -407,6 +410,7 @@ def test_loader_checks_what_the_files_hold(tiny, server, monkeypatch, name, arra
 
 # -- the example -------------------------------------------------------------------------------
 
+@requires_repository
 def test_mnist_cnn_example_says_how_to_get_missing_data(tiny, monkeypatch, capsys):
     monkeypatch.setenv("XPNN_MNIST_URL", closed_port_url())
     with pytest.raises(SystemExit) as raised:
@@ -417,6 +421,7 @@ def test_mnist_cnn_example_says_how_to_get_missing_data(tiny, monkeypatch, capsy
     assert "XPNN_DATA" in err and NAMES[0] in err
 
 
+@requires_repository
 @pytest.mark.parametrize("fashion", [False, True], ids=["mnist", "fashion"])
 def test_mnist_cnn_example_runs_offline(tiny, server, monkeypatch, capsys, fashion):
     if fashion:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import runpy
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from .paths import EXAMPLES, requires_repository
+
+pytestmark = requires_repository
+
 
 
 def run_example(monkeypatch, name: str, *args: str):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import runpy
 import sys
-from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from .paths import EXAMPLES, requires_repository
+
+pytestmark = requires_repository
+
 
 
 @pytest.fixture

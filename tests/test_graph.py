@@ -377,6 +377,7 @@ _PREDICT_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_save_and_load_in_a_new_process_predicts_identically(tmp_path, rng):
     model = siamese(seed=0)
     model.compile("mse", xpnn.Adam(0.01))

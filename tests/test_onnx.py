@@ -23,9 +23,9 @@ import xpnn  # noqa: E402
 import xpnn.onnx as xo  # noqa: E402
 from xpnn.layers import BuildContext  # noqa: E402
 
+from .paths import EXAMPLES, requires_repository  # noqa: E402
 from .tolerances import ONNX  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BATCHES = (1, 37)
 
 
@@ -383,6 +383,7 @@ def _example_models() -> dict:
 EXAMPLE_MODELS = _example_models()
 
 
+@requires_repository
 @pytest.mark.parametrize("name", EXAMPLE_MODELS)
 def test_every_example_model_matches_predict(name):
     pytest.importorskip("sklearn")  # the digits examples import it through xpnn.datasets
@@ -820,6 +821,7 @@ def test_importing_xpnn_does_not_import_onnx():
 
 
 # -- the deployment example ---------------------------------------------------------------
+@requires_repository
 def test_deploy_onnx_example(monkeypatch, tmp_path, capsys):
     """Train the digits CNN briefly, export it, classify the test set with onnx_predict.py
     (numpy and onnxruntime only): both print the same classes and accuracy."""

@@ -462,6 +462,7 @@ def test_ignore_index_edge_cases_and_checks(lane):
 
 # -- models ----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [xpnn.LSTM, xpnn.GRU])
 def test_a_gated_model_learns_to_recall_the_first_element(lane, make):
     """y = x_1 from (x_1 ... x_8): the answer must be carried across all the steps."""
@@ -504,6 +505,7 @@ def test_sequence_model_with_time_distributed_softmax_and_save_load(lane, tmp_pa
     np.testing.assert_array_equal(twin.predict(x), wrapped.predict(x))
 
 
+@pytest.mark.slow
 def test_embedding_lstm_model_learns_to_recall_the_first_token(lane, tmp_path):
     rng = np.random.default_rng(3)
     x = rng.integers(0, 5, (512, 6))

@@ -21,8 +21,6 @@ import pytest
 
 import xpnn
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def _data(n=120, seed=0):
     rng = np.random.default_rng(seed)
@@ -173,11 +171,9 @@ def test_resume_in_the_middle_of_an_epoch_is_bit_identical(tmp_path):
 
 
 _RESUME_SCRIPT = textwrap.dedent("""
-    import sys
     import numpy as np
-    sys.path.insert(0, {tests!r})
     import xpnn
-    from test_saving import _data, _model, _schedule
+    from xpnn.tests.test_saving import _data, _model, _schedule
     x, y = _data()
     model = _model()
     kwargs = dict(epochs={epochs}, batch_size=16, verbose=0, seed=3, callbacks=_schedule())
@@ -190,6 +186,7 @@ _RESUME_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_resume_in_a_new_process_is_bit_identical(tmp_path):
     """4 epochs straight == 2 epochs, save, then 2 more in a fresh interpreter."""
     x, y = _data()
@@ -197,8 +194,7 @@ def test_resume_in_a_new_process_is_bit_identical(tmp_path):
     straight.fit(x, y, epochs=4, batch_size=16, verbose=0, seed=3, callbacks=_schedule())
     path, out = str(tmp_path / "c.xpnn"), str(tmp_path / "w.npz")
     for epochs, resume in ((2, False), (4, True)):
-        script = _RESUME_SCRIPT.format(tests=str(REPO / "tests"), epochs=epochs,
-                                       resume=resume, path=path, out=out)
+        script = _RESUME_SCRIPT.format(epochs=epochs, resume=resume, path=path, out=out)
         subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, timeout=120)
     with np.load(out) as saved:
         resumed = [saved[f"arr_{i}"] for i in range(len(saved.files))]
@@ -248,6 +244,7 @@ def _version(path) -> int:
     return int(values.pop())
 
 
+@pytest.mark.slow
 def test_sigkill_during_save_never_corrupts_the_previous_file(tmp_path):
     """Kill a process that saves a 2.9 MB model in a loop at random moments; each time the
     file on disk must be complete and hold the last version written or the one after it."""

@@ -136,6 +136,7 @@ def test_float32_stays_float32_through_training(lane, optimizer, layers):
     assert model.predict(x[:3]).dtype == np.float32
 
 
+@pytest.mark.slow
 def test_xor_is_solved_by_a_two_layer_net(lane):
     x, y = xpnn.datasets.xor()
     model = xpnn.Sequential([xpnn.Dense(8), xpnn.Tanh(), xpnn.Dense(1)],
@@ -146,6 +147,7 @@ def test_xor_is_solved_by_a_two_layer_net(lane):
     np.testing.assert_array_equal(model.predict(x) > 0, y > 0.5)
 
 
+@pytest.mark.slow
 def test_digits_mlp_learns(lane):
     pytest.importorskip("sklearn", reason="the digits ship with scikit-learn")
     (x_train, y_train), (x_test, y_test) = xpnn.datasets.load_digits(seed=0)

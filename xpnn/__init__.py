@@ -94,6 +94,7 @@ from xpnn.lr_finder import LRFinderResult, lr_find
 from xpnn.model import Model, Sequential, load
 from xpnn.optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSProp
 from xpnn.schedules import CosineDecay, ExponentialDecay, StepDecay
+from xpnn.selftest import test
 
 __all__ = [
     "GRU",
@@ -182,4 +183,5 @@ __all__ = [
     "optimizers",
     "schedules",
     "set_device",
+    "test",
 ]

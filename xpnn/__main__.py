@@ -2,7 +2,9 @@
 
 - ``xpnn info``: versions, the backends found and their devices;
 - ``xpnn export model.xpnn model.onnx [--opset N] [--dtype float32] [--fixed-time]``: a
-  saved model (or checkpoint) as an ONNX file, through :func:`xpnn.onnx.export`.
+  saved model (or checkpoint) as an ONNX file, through :func:`xpnn.onnx.export`;
+- ``xpnn test [--backend NAME ...] [--quick] [-- PYTEST ARGS]``: the cross-backend test
+  matrix against the installed package (:mod:`xpnn.selftest`).
 """
 
 from __future__ import annotations
@@ -98,10 +100,24 @@ def main(argv: list[str] | None = None) -> int:
                       default=None, help="demand a symbolic time axis")
     time.add_argument("--fixed-time", dest="dynamic_time", action="store_const", const=False,
                       help="keep the time length the model was built for")
-    args = parser.parse_args(argv)
+    tester = commands.add_parser(
+        "test", help="run the cross-backend test matrix against the installed package",
+        description="Run the test matrix (every layer, loss, optimizer and kernel on every "
+                    "backend lane) against the installed xpnn; needs pytest. Arguments after "
+                    "-- go to pytest.")
+    tester.add_argument("--backend", action="append", choices=["numpy", "strict", "cupy"],
+                        help="a lane to run (repeatable; default: every lane)")
+    tester.add_argument("--quick", action="store_true", help="leave out the slow tests")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     if args.command == "info":
         print(info())
         return 0
+    if args.command == "test":
+        from xpnn.selftest import test
+
+        return test(args.backend, quick=args.quick, pytest_args=extra)
     from xpnn.errors import XpnnError
 
     try:
