@@ -46,8 +46,10 @@ from xpnn.errors import (
     GradcheckError,
     GraphError,
     LabelError,
+    MissingKeyError,
     NonFiniteError,
     NotReadyError,
+    PredictionError,
     ShapeError,
     XpnnError,
 )
@@ -88,6 +90,7 @@ from xpnn.losses import (
     CategoricalCrossEntropy,
     MeanSquaredError,
     SoftmaxCrossEntropy,
+    SparseCategoricalCrossEntropy,
 )
 from xpnn.lr_finder import LRFinderResult, lr_find
 from xpnn.model import Model, Sequential, load
@@ -139,6 +142,7 @@ __all__ = [
     "LearningRateScheduler",
     "MaxPool2D",
     "MeanSquaredError",
+    "MissingKeyError",
     "Model",
     "ModelCheckpoint",
     "Momentum",
@@ -147,6 +151,7 @@ __all__ = [
     "NonFiniteError",
     "NotReadyError",
     "Parameter",
+    "PredictionError",
     "RMSProp",
     "ReLU",
     "Sequential",
@@ -155,6 +160,7 @@ __all__ = [
     "SimpleRNN",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SparseCategoricalCrossEntropy",
     "StepDecay",
     "Subtract",
     "SymbolicTensor",
