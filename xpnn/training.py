@@ -204,6 +204,7 @@ class Trainer:
                 if not math.isfinite(logs["loss"]) and not self.stop_training:
                     raise _non_finite_loss(batch_losses, epoch, steps)
                 if validation is not None and math.isfinite(logs["loss"]):
+                    progress.validating()
                     val_logs = self._evaluate_data(*validation, max(batch_size, 256))
                     logs.update({f"val_{key}": value for key, value in val_logs.items()})
                 logs["learning_rate"] = self.optimizer.learning_rate
