@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import math
 
-import matplotlib.pyplot as plt
-
 import xpnn
 import xpnn.plot
+
+plt = xpnn.plot.pyplot()  # matplotlib.pyplot, or an ImportError saying how to install it
 
 
 def build(batchnorm: bool, std: float, device: str | None, seed: int) -> xpnn.Sequential:

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import xpnn
 import xpnn.plot
+
+plt = xpnn.plot.pyplot()  # matplotlib.pyplot, or an ImportError saying how to install it
 
 DEPTH, WIDTH = 5, 100
 # name: (activation layer, kernel initializer)

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import xpnn
 import xpnn.plot
+
+plt = xpnn.plot.pyplot()  # matplotlib.pyplot, or an ImportError saying how to install it
 
 
 def build(hidden_units: int, device: str | None, seed: int) -> xpnn.Sequential:

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import xpnn
 import xpnn.plot
+
+plt = xpnn.plot.pyplot()  # matplotlib.pyplot, or an ImportError saying how to install it
 
 LOSSES = {"quadratic": "mean_squared_error", "cross-entropy": "binary_crossentropy"}
 THRESHOLD = 0.1

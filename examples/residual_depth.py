@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import matplotlib.pyplot as plt
-
 import xpnn
 import xpnn.plot
+
+plt = xpnn.plot.pyplot()  # matplotlib.pyplot, or an ImportError saying how to install it
 
 
 def plain(depth: int, width: int, seed: int, device: str | None) -> xpnn.Model:

@@ -31,11 +31,12 @@ from __future__ import annotations
 import argparse
 import time
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 import xpnn
 import xpnn.plot
+
+plt = xpnn.plot.pyplot()  # matplotlib.pyplot, or an ImportError saying how to install it
 
 LAYERS = {"SimpleRNN": xpnn.SimpleRNN, "LSTM": xpnn.LSTM, "GRU": xpnn.GRU}
 #: A prediction within this distance of the target counts as correct.

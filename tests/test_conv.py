@@ -6,6 +6,7 @@ errors, saving, and a few training steps against the float64 NumPy run."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -75,6 +76,48 @@ LAYERS = {
                     lambda x, p: ref.batchnorm2d_forward(x, p["gamma"], p["beta"]),
                     lambda x, p, g: ref.batchnorm2d_backward(x, p["gamma"], g)),
 }
+
+
+def _to_first(a):
+    return np.transpose(a, (0, 3, 1, 2)) if a.ndim == 4 else a
+
+
+def _to_last(a):
+    return np.transpose(a, (0, 2, 3, 1)) if a.ndim == 4 else a
+
+
+def _nhwc(make, nchw_shape, forward, backward):
+    """A case of a channels-last layer: its NHWC input and output transposed around the
+    NCHW reference (the parameters are the same: the kernel is (F, C, k_h, k_w) in both
+    formats)."""
+    n, c, h, w = nchw_shape
+    return (make, (n, h, w, c), lambda x, p: _to_last(forward(_to_first(x), p)),
+            lambda x, p, g: (lambda dx, grads: (_to_last(dx), grads))(
+                *backward(_to_first(x), p, _to_first(g))))
+
+
+LAYERS.update({
+    "conv_channels_last": _nhwc(lambda: xpnn.Conv2D(3, 3, data_format="channels_last"),
+                                (2, 2, 6, 5), *_conv()),
+    "conv_same_stride2_channels_last": _nhwc(
+        lambda: xpnn.Conv2D(3, 3, stride=2, padding="same", data_format="channels_last"),
+        (2, 2, 7, 6), *_conv((2, 2), ((1, 1), (0, 1)))),
+    "conv_stride3_dilation_channels_last": _nhwc(
+        lambda: xpnn.Conv2D(2, 2, stride=3, dilation=(2, 1), use_bias=False,
+                            data_format="channels_last"),
+        (2, 2, 7, 6), *_conv((3, 3), NO_PAD, (2, 1))),
+    "maxpool_overlap_pad_channels_last": _nhwc(
+        lambda: xpnn.MaxPool2D(3, stride=1, padding=1, data_format="channels_last"),
+        (2, 2, 5, 4), *_max((3, 3), (1, 1), ((1, 1), (1, 1)))),
+    "avgpool_overlap_pad_channels_last": _nhwc(
+        lambda: xpnn.AvgPool2D(3, 2, 1, data_format="channels_last"), (2, 2, 7, 6),
+        *_avg((3, 3), (2, 2), ((1, 1), (1, 1)))),
+    "global_avgpool_channels_last": _nhwc(
+        lambda: xpnn.GlobalAveragePool2D(data_format="channels_last"), *LAYERS[
+            "global_avgpool"][1:]),
+    "batchnorm2d_channels_last": _nhwc(
+        lambda: xpnn.BatchNorm2D(data_format="channels_last"), *LAYERS["batchnorm2d"][1:]),
+})
 
 
 def _inputs(rng, shape):
@@ -340,6 +383,18 @@ def test_a_channel_mismatch_names_the_layer_and_both_shapes(rng):
         conv(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
 
 
+@pytest.mark.parametrize("layer", [
+    xpnn.Conv2D(2, 3, data_format="channels_last"), xpnn.MaxPool2D(data_format="channels_last"),
+    xpnn.AvgPool2D(data_format="channels_last"),
+    xpnn.GlobalAveragePool2D(data_format="channels_last"),
+    xpnn.BatchNorm2D(data_format="channels_last")], ids=lambda layer: type(layer).__name__)
+def test_flat_inputs_are_refused_with_the_nhwc_layout(layer):
+    with pytest.raises(xpnn.ShapeError, match=r"takes images of shape \(batch, height, "
+                                              r"width, channels\), received inputs of shape "
+                                              r"\(batch, 64\)"):
+        xpnn.Sequential([layer]).build((64,))
+
+
 @pytest.mark.parametrize("layer", [xpnn.Conv2D(2, 3), xpnn.MaxPool2D(), xpnn.AvgPool2D(),
                                    xpnn.GlobalAveragePool2D(), xpnn.BatchNorm2D()],
                          ids=lambda layer: type(layer).__name__)
@@ -361,10 +416,99 @@ def test_flat_inputs_are_refused_with_the_nchw_layout(layer):
     (lambda: xpnn.Conv2D(2, 3, padding=-1), "padding"),
     (lambda: xpnn.MaxPool2D(2, padding=2), "half of the pool size"),
     (lambda: xpnn.AvgPool2D(2.5), "pool_size"),
+    (lambda: xpnn.Conv2D(2, 3, data_format="NHWC"), "data_format must be 'channels_first'"),
+    (lambda: xpnn.MaxPool2D(data_format="channels-last"), "data_format"),
+    (lambda: xpnn.GlobalAveragePool2D(data_format=1), "data_format"),
+    (lambda: xpnn.BatchNorm2D(data_format="last"), "data_format"),
 ])
 def test_bad_arguments_are_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+# -- channels-last images -----------------------------------------------------------------------
+
+def _gap_cnn(data_format, device=None, dtype="float32", seed=0):
+    """A CNN whose head (global average pooling) reads the channels the same way in both
+    formats, so the two formats are one model (Flatten would order the features otherwise)."""
+    return xpnn.Sequential([
+        xpnn.Conv2D(4, 3, padding="same", data_format=data_format),
+        xpnn.BatchNorm2D(data_format=data_format), xpnn.ReLU(),
+        xpnn.MaxPool2D(2, data_format=data_format),
+        xpnn.Conv2D(6, 3, stride=2, padding=1, data_format=data_format), xpnn.Tanh(),
+        xpnn.AvgPool2D(2, padding="same", data_format=data_format),
+        xpnn.GlobalAveragePool2D(data_format=data_format), xpnn.Dense(3)],
+        device=device, dtype=dtype, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_channels_last_cnn_trains_as_the_channels_first_one_on_transposed_images(lane,
+                                                                                   dtype):
+    """NHWC in and out, NCHW inside: the same initial weights, the same 20 training steps
+    (within the training tolerance) and the same predictions, on every lane."""
+    x, y = _images()
+    runs = {}
+    for data_format, data in (("channels_first", x), ("channels_last", _to_last(x))):
+        model = _gap_cnn(data_format, lane.device, dtype, seed=2)
+        model.compile("softmax_crossentropy", xpnn.Momentum(0.05, 0.9))
+        model.fit(data, y, epochs=5, batch_size=10, seed=4, verbose=0)
+        runs[data_format] = (model.get_weights(), model.predict(data),
+                             model.layer_outputs(data))
+    (first_weights, first_pred, first_maps), (last_weights, last_pred, last_maps) = (
+        runs["channels_first"], runs["channels_last"])
+    for got, expected in zip(last_weights, first_weights, strict=True):
+        np.testing.assert_allclose(got, expected, **TRAINING[dtype])
+    np.testing.assert_allclose(last_pred, first_pred, **TRAINING[dtype])
+    conv_first, conv_last = (next(iter(maps.values())) for maps in (first_maps, last_maps))
+    assert conv_last.shape == (40, 8, 7, 4)  # (N, H, W, filters): NHWC out
+    np.testing.assert_allclose(conv_last, _to_last(conv_first), **TRAINING[dtype])
+
+
+def test_channels_last_images_in_a_channels_first_model_are_named(lane):
+    """The Keras user's NHWC images: a model built from them warns (once it sees them) and
+    names the fix; a layer that states its format, NCHW images, and shapes that are no
+    image's stay quiet; errors about windows and about shapes mention the layout too."""
+    rng = np.random.default_rng(0)
+    nhwc, labels = rng.standard_normal((8, 16, 16, 3)), rng.integers(0, 3, 8)
+
+    def model(data_format=None, kernel=3):
+        built = xpnn.Sequential([xpnn.Conv2D(4, kernel, data_format=data_format), xpnn.ReLU(),
+                                 xpnn.GlobalAveragePool2D(), xpnn.Dense(3)],
+                                device=lane.device, seed=0)
+        built.compile("softmax_crossentropy", "adam")
+        return built
+
+    with pytest.warns(UserWarning, match=r"'conv2d(_\d+)?' \(Conv2D\): inputs of shape "
+                                         r"\(batch, 16, 16, 3\) look like channels-last "
+                                         r".*data_format='channels_last', or transpose .*"
+                                         r"x\.transpose\(0, 3, 1, 2\)") as caught:
+        model().fit(nhwc, labels, verbose=0)
+    assert caught[0].filename == __file__  # the warning points at the user's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model("channels_first").fit(nhwc, labels, verbose=0)  # stated: meant
+        model().fit(_to_first(nhwc), labels, verbose=0)  # NCHW
+        model(kernel=(3, 1)).build((64, 1000, 1))  # 64 channels of a 1-D signal
+        model().build((3, 32, 3))  # 3 channels of 32×3
+        model("channels_last").fit(nhwc, labels, verbose=0)
+    with pytest.raises(xpnn.ShapeError, match=r"5×5 window does not fit in the input of "
+                                              r"16×3 pixels.* look like channels-last"):
+        model(kernel=5).build((16, 16, 3))
+    nchw_model = model()
+    nchw_model.build((3, 16, 16))
+    with pytest.raises(xpnn.ShapeError, match=r"received \(8, 16, 16, 3\); they look like "
+                                              r"channels-last .*x\.transpose\(0, 3, 1, 2\)"):
+        nchw_model.predict(nhwc)
+    with pytest.raises(xpnn.ShapeError, match=r"look like channels-last"):
+        nchw_model(lane.asarray(nhwc, "float32"))
+    nhwc_model = model("channels_last")
+    nhwc_model.build((16, 16, 3))
+    with pytest.raises(xpnn.ShapeError, match=r"look like channels-first .*"
+                                              r"x\.transpose\(0, 2, 3, 1\)"):
+        nhwc_model.fit(_to_first(nhwc), labels, verbose=0)
+    with pytest.raises(xpnn.ShapeError, match=r"5×5 window does not fit .* look like "
+                                              r"channels-first \(N, C, H, W\) images"):
+        model("channels_last", kernel=5).build((3, 16, 16))
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -418,7 +562,13 @@ def test_layer_configs_round_trip():
                   xpnn.Conv2D(3, 3, padding=(1, 0), kernel_initializer="he_uniform",
                               weight_decay=1e-4),
                   xpnn.MaxPool2D(3, 2, 1), xpnn.AvgPool2D((2, 3), padding="valid"),
-                  xpnn.GlobalAveragePool2D(), xpnn.Flatten(), xpnn.BatchNorm2D(momentum=0.5)):
+                  xpnn.GlobalAveragePool2D(), xpnn.Flatten(), xpnn.BatchNorm2D(momentum=0.5),
+                  xpnn.Conv2D(2, 3, data_format="channels_last"),
+                  xpnn.Conv2D(2, 3, data_format="channels_first"),
+                  xpnn.MaxPool2D(data_format="channels_last"),
+                  xpnn.AvgPool2D(data_format="channels_last"),
+                  xpnn.GlobalAveragePool2D(data_format="channels_last"),
+                  xpnn.BatchNorm2D(data_format="channels_last")):
         clone = type(layer)(**layer.get_config())
         assert clone.get_config() == layer.get_config()
 

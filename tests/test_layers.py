@@ -14,8 +14,23 @@ from .tolerances import GRADCHECK
 
 DTYPES = ("float32", "float64")
 
+
+def _dense_with(activation, forward, backward):
+    """A Dense(5) case with a fused activation: φ(x W + b), and Dense's backward of
+    dL/dz = φ'(z) ⊙ G (from the references of the activation layers)."""
+    return (lambda: xpnn.Dense(5, activation=activation),
+            lambda x, p: forward(ref.dense_forward(x, **p)),
+            lambda x, p, g: ref.dense_backward(x, p["kernel"], p["bias"],
+                                               backward(ref.dense_forward(x, **p), g)))
+
+
 # name -> (factory, reference forward(x, params), reference backward(x, params, g))
 LAYERS = {
+    "dense_relu": _dense_with("relu", lambda z: np.maximum(z, 0), ref.relu_backward),
+    "dense_sigmoid": _dense_with("sigmoid", ref.sigmoid, ref.sigmoid_backward),
+    "dense_tanh": _dense_with("tanh", np.tanh, ref.tanh_backward),
+    "dense_softmax": _dense_with("softmax", ref.softmax, ref.softmax_backward),
+    "dense_linear": _dense_with("linear", lambda z: z, lambda z, g: g),
     "dense": (lambda: xpnn.Dense(5), lambda x, p: ref.dense_forward(x, **p),
               lambda x, p, g: ref.dense_backward(x, p["kernel"], p["bias"], g)),
     "dense_no_bias": (lambda: xpnn.Dense(3, use_bias=False), lambda x, p: x @ p["kernel"],
@@ -155,6 +170,7 @@ def test_gradcheck_refuses_float32_layers(rng):
 
 def test_layer_config_round_trip():
     for layer in (xpnn.Dense(7, use_bias=False, kernel_initializer="lecun_normal", name="d"),
+                  xpnn.Dense(4, "softmax"), xpnn.Dense(4, activation="relu"),
                   xpnn.LeakyReLU(0.2), xpnn.Softmax(), xpnn.Dense(3, weight_decay=1e-3),
                   xpnn.BatchNorm(momentum=0.5, epsilon=1e-3, center=False),
                   xpnn.Dropout(0.25, seed=3)):
@@ -166,3 +182,48 @@ def test_layer_config_round_trip():
 def test_dense_rejects_bad_units(units):
     with pytest.raises(ValueError, match="units"):
         xpnn.Dense(units)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "ReLU", "leaky_relu", 3])
+def test_dense_rejects_unknown_activations_and_says_what_to_do(activation):
+    with pytest.raises(ValueError, match=r"activation must be None or one of \['linear', "
+                                         r"'relu', 'sigmoid', 'softmax', 'tanh'\].*LeakyReLU"):
+        xpnn.Dense(2, activation=activation)
+
+
+def test_dense_with_an_activation_trains_exactly_as_dense_then_the_activation_layer(lane):
+    """Dense(8, activation=a) is Dense(8) + the layer a: the same initial weights (He
+    before ReLU either way) and the same training, step by step."""
+    x, y = xpnn.datasets.two_moons(60, seed=0)
+    pairs = {"relu": xpnn.ReLU, "tanh": xpnn.Tanh, "sigmoid": xpnn.Sigmoid}
+    for name, layer in pairs.items():
+        weights = []
+        for hidden in ([xpnn.Dense(8, activation=name)], [xpnn.Dense(8), layer()]):
+            model = xpnn.Sequential([*hidden, xpnn.Dense(2)], device=lane.device, seed=0)
+            model.compile("softmax_crossentropy", xpnn.SGD(0.1))
+            model.build((2,))
+            initial = model.get_weights()
+            model.fit(x, y, epochs=2, batch_size=20, seed=0, verbose=0)
+            weights.append((initial, model.get_weights()))
+        (fused_start, fused_end), (plain_start, plain_end) = weights
+        for fused, plain in zip(fused_start, plain_start, strict=True):
+            np.testing.assert_array_equal(fused, plain, err_msg=f"{name}: initial weights")
+        for fused, plain in zip(fused_end, plain_end, strict=True):
+            np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_dense_initialisation_follows_its_activation():
+    """He normal for activation="relu"; Glorot uniform for the others, even before a ReLU
+    layer (the next layer reads φ(z), not z); an explicit initializer is kept."""
+    model = xpnn.Sequential([xpnn.Dense(512, activation="relu"),
+                             xpnn.Dense(512, activation="tanh"), xpnn.ReLU(),
+                             xpnn.Dense(512, activation="relu", kernel_initializer="zeros")],
+                            seed=0)
+    model.build((256,))
+    he, _, glorot, _, zeros, _ = model.get_weights()
+    assert abs(he.std() / np.sqrt(2 / 256) - 1) < 0.02
+    assert np.abs(glorot).max() <= np.sqrt(6 / 1024) and abs(
+        glorot.std() / np.sqrt(2 / 1024) - 1) < 0.02
+    assert not zeros.any()
+    assert [model.layers[i].resolved_kernel_initializer.name for i in (0, 1, 3)] == [
+        "he_normal", "glorot_uniform", "zeros"]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import xpnn
+from xpnn import config
 
 from . import reference as ref
 from .tolerances import GRADCHECK
@@ -49,6 +50,18 @@ def _cases(rng):
                               ref.softmax_ce_grad(logits, onehot)),
         "softmax_ce_soft": (xpnn.SoftmaxCrossEntropy(), logits, soft,
                             ref.softmax_ce(logits, soft), ref.softmax_ce_grad(logits, soft)),
+        # Keras's losses with from_logits=True are the logits losses
+        "cce_from_logits": (xpnn.CategoricalCrossEntropy(from_logits=True), logits, onehot,
+                            ref.softmax_ce(logits, onehot),
+                            ref.softmax_ce_grad(logits, onehot)),
+        "bce_from_logits": (xpnn.BinaryCrossEntropy(from_logits=True), logits[:, :3], binary,
+                            ref.bce_logits(logits[:, :3], binary),
+                            ref.bce_logits_grad(logits[:, :3], binary)),
+        "sparse_cce": (xpnn.SparseCategoricalCrossEntropy(), probs, labels,
+                       ref.cce(probs, onehot), ref.cce_grad(probs, onehot)),
+        "sparse_cce_from_logits": (xpnn.SparseCategoricalCrossEntropy(from_logits=True),
+                                   logits, labels, ref.softmax_ce(logits, onehot),
+                                   ref.softmax_ce_grad(logits, onehot)),
     }
 
 
@@ -118,11 +131,42 @@ def test_probability_losses_clip_and_zero_the_clipped_gradient(lane):
     assert np.isfinite(float(cce(p, y)))
 
 
-@pytest.mark.parametrize("spec", ["mse", "binary_crossentropy", "softmax_crossentropy",
-                                  "categorical_crossentropy",
-                                  "binary_crossentropy_with_logits"])
-def test_losses_by_name(spec):
-    assert isinstance(xpnn.losses.get(spec), xpnn.losses.Loss)
+@pytest.mark.parametrize("spec, cls, from_logits", [
+    ("mse", xpnn.MeanSquaredError, False),
+    ("mean_squared_error", xpnn.MeanSquaredError, False),
+    ("binary_crossentropy", xpnn.BinaryCrossEntropy, False),
+    ("categorical_crossentropy", xpnn.CategoricalCrossEntropy, False),
+    ("sparse_categorical_crossentropy", xpnn.SparseCategoricalCrossEntropy, False),
+    ("softmax_crossentropy", xpnn.SoftmaxCrossEntropy, True),
+    ("binary_crossentropy_with_logits", xpnn.BinaryCrossEntropyWithLogits, True)])
+def test_losses_by_name(spec, cls, from_logits):
+    """Keras's names mean what they mean in Keras: probabilities, not logits."""
+    loss = xpnn.losses.get(spec)
+    assert type(loss) is cls and loss.from_logits is from_logits
+
+
+def test_from_logits_losses_round_trip_and_read_accuracy_on_logits():
+    for loss in (xpnn.CategoricalCrossEntropy(from_logits=True),
+                 xpnn.BinaryCrossEntropy(from_logits=True),
+                 xpnn.SparseCategoricalCrossEntropy(from_logits=True),
+                 xpnn.SparseCategoricalCrossEntropy(epsilon=1e-6)):
+        clone = config.deserialize(config.serialize(loss), xpnn.losses.Loss, "loss")
+        assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
+    assert xpnn.metrics.get("accuracy", xpnn.BinaryCrossEntropy(from_logits=True)
+                            ).threshold == 0.0
+    assert xpnn.BinaryCrossEntropy(**{"epsilon": 1e-7}).from_logits is False  # old files
+
+
+def test_sparse_categorical_crossentropy_takes_integer_labels_only(lane):
+    loss = xpnn.SparseCategoricalCrossEntropy()
+    p = lane.asarray(ref.softmax(np.zeros((2, 3))), "float32")
+    with pytest.raises(xpnn.ShapeError, match=r"integer class labels of shape \(2,\), "
+                                              r"received \(2, 3\): for one-hot rows use "
+                                              r"loss='categorical_crossentropy'"):
+        loss(p, lane.asarray(np.eye(3)[:2], "float32"))
+    with pytest.raises(xpnn.DTypeError, match=r"integer class labels of shape \(2,\), "
+                                              r"received dtype"):
+        loss(p, lane.asarray(np.array([0.0, 1.0]), "float32"))
 
 
 def test_unknown_loss_names_the_choices():

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
 import pytest
 
 import xpnn
-from xpnn.progress import ProgressBar
 
 
 def _blobs(n=60, seed=0):
@@ -184,23 +182,6 @@ def test_verbose_modes(capsys):
     assert len(lines) == 2
     assert lines[1].startswith("Epoch 2/2 4/4 [")
     assert "loss: " in lines[1] and "accuracy: " in lines[1] and "val_accuracy: " in lines[1]
-
-
-def test_progress_bar_redraws_live_on_a_terminal():
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    stream = Terminal()
-    reads = []
-    bar = ProgressBar(4, 0, 3, verbose=1, stream=stream, interval=0.0)
-    for step in range(1, 5):
-        bar.update(step, lambda: reads.append(1) or {"loss": 0.5})
-    bar.finish({"loss": 0.25, "accuracy": 1.0})
-    text = stream.getvalue()
-    assert len(reads) == 4 and text.count("\r") == 5
-    assert text.endswith("[==============================] 0.0s - loss: 0.2500 - "
-                         "accuracy: 1.0000\n")
 
 
 def test_regression_with_mse_and_mae_metric(lane):

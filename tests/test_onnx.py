@@ -162,6 +162,28 @@ LAYER_CASES = {
         lambda: [xpnn.AvgPool2D(3, stride=2, padding="same")], (2, 7, 6)),
     "GlobalAveragePool2D": (lambda: [xpnn.GlobalAveragePool2D()], (3, 5, 4)),
     "Flatten": (lambda: [xpnn.Flatten()], (3, 5, 4)),
+    "Conv2D channels-last, same, stride 2": (
+        lambda: [xpnn.Conv2D(4, 3, stride=2, padding="same", data_format="channels_last")],
+        (8, 7, 2)),
+    "MaxPool2D channels-last, padded": (
+        lambda: [xpnn.MaxPool2D(3, stride=2, padding=1, data_format="channels_last")],
+        (7, 6, 2)),
+    "AvgPool2D channels-last, same": (
+        lambda: [xpnn.AvgPool2D(3, stride=2, padding="same", data_format="channels_last")],
+        (7, 6, 2)),
+    "GlobalAveragePool2D channels-last": (
+        lambda: [xpnn.GlobalAveragePool2D(data_format="channels_last")], (5, 4, 3)),
+    "BatchNorm2D channels-last": (lambda: [xpnn.BatchNorm2D(data_format="channels_last")],
+                                  (5, 4, 3)),
+    "channels-last CNN": (lambda: [
+        xpnn.Conv2D(4, 3, padding="same", data_format="channels_last"),
+        xpnn.BatchNorm2D(data_format="channels_last"), xpnn.ReLU(),
+        xpnn.MaxPool2D(2, data_format="channels_last"), xpnn.Flatten(), xpnn.Dense(3)],
+        (8, 6, 2)),
+    "Dense relu": (lambda: [xpnn.Dense(5, activation="relu")], (6,)),
+    "Dense sigmoid": (lambda: [xpnn.Dense(5, activation="sigmoid")], (6,)),
+    "Dense tanh 3-D": (lambda: [xpnn.Dense(5, activation="tanh")], (4, 6)),
+    "Dense softmax 3-D": (lambda: [xpnn.Dense(5, activation="softmax")], (4, 6)),
     "Embedding": (lambda: [xpnn.Embedding(11, 4)], (7,)),
     "SimpleRNN tanh": (lambda: [xpnn.SimpleRNN(5)], (7, 3)),
     "SimpleRNN sigmoid, sequences": (

@@ -232,7 +232,22 @@ def test_clear_import_error_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     importlib.reload(xpnn.plot)  # importing xpnn.plot itself needs no matplotlib
     with pytest.raises(ImportError, match=r"pip install 'xpnn\[plot\]'") as caught:
-        xpnn.plot._pyplot()
+        xpnn.plot.pyplot()
     assert isinstance(caught.value.__cause__, ImportError)
     with pytest.raises(ImportError, match=r"xpnn\.plot needs matplotlib"):
         xpnn.plot.learning_rate_curve([1e-3], [1.0])
+
+
+def test_an_example_without_matplotlib_says_how_to_install_it():
+    """Was: a bare ModuleNotFoundError from the example's own ``import matplotlib``."""
+    import subprocess
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "loss_saturation.py"
+    code = ("import runpy, sys; sys.modules['matplotlib'] = None; "
+            f"runpy.run_path({str(example)!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode != 0
+    assert ("ImportError: xpnn.plot needs matplotlib, which is not installed here: pip "
+            "install 'xpnn[plot]' (or pip install matplotlib)") in result.stderr

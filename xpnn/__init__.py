@@ -46,9 +46,11 @@ from xpnn.errors import (
     GradcheckError,
     GraphError,
     LabelError,
+    MissingKeyError,
     NonFiniteError,
     NotReadyError,
     OutOfMemoryError,
+    PredictionError,
     ShapeError,
     XpnnError,
 )
@@ -89,6 +91,7 @@ from xpnn.losses import (
     CategoricalCrossEntropy,
     MeanSquaredError,
     SoftmaxCrossEntropy,
+    SparseCategoricalCrossEntropy,
 )
 from xpnn.lr_finder import LRFinderResult, lr_find
 from xpnn.model import Model, Sequential, load
@@ -141,6 +144,7 @@ __all__ = [
     "LearningRateScheduler",
     "MaxPool2D",
     "MeanSquaredError",
+    "MissingKeyError",
     "Model",
     "ModelCheckpoint",
     "Momentum",
@@ -150,6 +154,7 @@ __all__ = [
     "NotReadyError",
     "OutOfMemoryError",
     "Parameter",
+    "PredictionError",
     "RMSProp",
     "ReLU",
     "Sequential",
@@ -158,6 +163,7 @@ __all__ = [
     "SimpleRNN",
     "Softmax",
     "SoftmaxCrossEntropy",
+    "SparseCategoricalCrossEntropy",
     "StepDecay",
     "Subtract",
     "SymbolicTensor",

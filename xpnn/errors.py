@@ -7,6 +7,9 @@ for devices and state), so ``except ValueError`` keeps working.
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 
 class XpnnError(Exception):
     """Base class of every error raised by xpnn."""
@@ -22,6 +25,11 @@ class DTypeError(XpnnError, TypeError):
 
 class LabelError(XpnnError, ValueError):
     """Targets (labels) are out of range or of the wrong kind for the loss."""
+
+
+class PredictionError(XpnnError, ValueError):
+    """A model's outputs cannot be what its loss takes: logits given to a loss on
+    probabilities (``categorical_crossentropy`` after a linear layer)."""
 
 
 class NonFiniteError(XpnnError, ValueError):
@@ -45,6 +53,15 @@ class NotReadyError(XpnnError, RuntimeError):
     """A model or layer was used before it was built or compiled."""
 
 
+class MissingKeyError(XpnnError, KeyError):
+    """A name that is not there (a History key, a layer name); the message lists the names
+    that are, and the likely one."""
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument (a quoted message): show the text
+        return str(self.args[0]) if self.args else ""
+
+
 class GradcheckError(XpnnError, AssertionError):
     """A numerical gradient check failed; the message names the worst entry."""
 
@@ -64,3 +81,12 @@ class GraphError(XpnnError, ValueError):
     """A graph model cannot be built as asked: an input that is never used, an output that
     depends on an Input not given to the model, two layers with one name, a cycle, or a
     layer called on a mix of symbolic tensors and arrays."""
+
+
+def warn(message: str) -> None:
+    """``warnings.warn(message, UserWarning)`` pointing at the first frame outside xpnn (the
+    user's line that built, fitted or evaluated the model), not at xpnn's own code."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the frame that called warn()
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("xpnn"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)

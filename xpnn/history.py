@@ -3,8 +3,11 @@ reached (what a checkpoint needs to resume it exactly)."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
+
+from xpnn.errors import MissingKeyError
 
 
 class History:
@@ -43,11 +46,41 @@ class History:
         return values
 
     def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
+        """The per-epoch values of ``key``; a :class:`~xpnn.errors.MissingKeyError` lists
+        the keys there are and the likely one (``'accuracy'`` for Keras 2's ``'acc'``)."""
+        values = self.history
+        if key in values:
+            return values[key]
+        raise MissingKeyError(f"History has no '{key}' (its keys are {list(values)})"
+                              f"{_suggestion(key, list(values))}")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
 
     def __repr__(self) -> str:
         keys = ", ".join(self.history)
         return f"History({len(self.epoch)} epochs: {keys})"
+
+
+#: Keras 2's short metric names and the names xpnn (and Keras ≥ 2.3) logs them under.
+_LONG_NAMES = {"acc": "accuracy", "lr": "learning_rate"}
+
+
+def _suggestion(key: str, keys: list[str]) -> str:
+    """``: did you mean 'accuracy'?`` for a key that is a short or misspelt form of one of
+    ``keys``, or why a validation or accuracy key is missing (empty otherwise)."""
+    prefix = "val_" if key.startswith("val_") else ""
+    long_name = prefix + _LONG_NAMES.get(key[len(prefix):], key[len(prefix):])
+    if long_name != key and long_name in keys:
+        return f": did you mean '{long_name}'?"
+    if prefix and long_name[len(prefix):] in keys:
+        return ": validation logs (val_...) come with fit(..., validation_data=(x, y))"
+    close = difflib.get_close_matches(key, keys, n=1)
+    if close:
+        return f": did you mean '{close[0]}'?"
+    if long_name.endswith("accuracy"):
+        return ": accuracy is logged when the model is compiled with metrics=['accuracy']"
+    return ""
 
 
 @dataclass

@@ -50,10 +50,12 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What one model output gives: its name and its shape without the batch axis."""
+    """What one model output gives: its name, its shape without the batch axis, and a note
+    added to the error when targets do not fit it (how the model may be wrong)."""
 
     name: str
     shape: tuple[int, ...]
+    note: str = ""
 
 
 def by_position(data: Any, names: Sequence[str], where: str, role: str) -> list[Any]:
@@ -109,7 +111,8 @@ def check_input(backend: Backend, spec: InputSpec, data: Any, where: str, role: 
     """One whole input array, checked against ``spec`` and cast to its dtype."""
     data = as_array(backend, data, where, role)
     if data.ndim != len(spec.shape) + 1 or tuple(data.shape[1:]) != spec.shape:
-        hint = "; for one sample use x[None, ...]" if data.ndim == len(spec.shape) else ""
+        hint = ("; for one sample use x[None, ...]" if data.ndim == len(spec.shape)
+                else image_layout_hint(spec.shape, tuple(data.shape[1:])))
         raise ShapeError(f"{where} expects {role} of shape "
                          f"{batch_shape(spec.shape, 'samples')}, received "
                          f"{tuple(data.shape)}{hint}")
@@ -131,6 +134,24 @@ def check_input(backend: Backend, spec: InputSpec, data: Any, where: str, role: 
     return data
 
 
+def image_layout_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
+    """When a per-sample shape ``received`` is the ``expected`` image shape with its channels
+    axis at the other end (NHWC data for an NCHW input, or the reverse): the transpose that
+    fixes it, as a clause to append to a shape error; otherwise empty."""
+    if len(expected) != 3 or received == expected:
+        return ""
+    first, second, third = expected
+    if received == (second, third, first):
+        return ("; they look like channels-last (N, H, W, C) images and the model takes "
+                "channels-first ones: x.transpose(0, 3, 1, 2) makes them fit, or give the "
+                "image layers data_format='channels_last'")
+    if received == (third, first, second):
+        return ("; they look like channels-first (N, C, H, W) images and the model takes "
+                "channels-last ones: x.transpose(0, 2, 3, 1) makes them fit, or leave the "
+                "image layers' data_format at its default, 'channels_first'")
+    return ""
+
+
 def check_target(backend: Backend, loss: Loss, output: OutputSpec, dtype: str, data: Any,
                  num_samples: int, where: str, role: str) -> Array:
     """One whole target array, checked against the output and its loss, in its final dtype
@@ -141,6 +162,8 @@ def check_target(backend: Backend, loss: Loss, output: OutputSpec, dtype: str, d
         raise ShapeError(f"{where}: x has {num_samples} samples but {role} has {received}")
     xp = namespace(data)
     pred_shape = (num_samples, *output.shape)
+    if loss.labels_only:
+        data = _class_labels(backend, xp, data, pred_shape, where, role)
     if xp.isdtype(data.dtype, "integral") and loss.accepts_class_labels:
         data = cast(backend, data, "int64")
     elif xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
@@ -152,8 +175,25 @@ def check_target(backend: Backend, loss: Loss, output: OutputSpec, dtype: str, d
                          f"received dtype {data.dtype}")
     try:
         loss.check_targets(pred_shape, data)
-    except ShapeError as error:
-        raise ShapeError(f"{where}: {role} does not fit the output: {error}") from None
+    except (ShapeError, DTypeError) as error:
+        note = f". {output.note}" if output.note and isinstance(error, ShapeError) else ""
+        raise type(error)(f"{where}: {role} does not fit output '{output.name}' of shape "
+                          f"{batch_shape(output.shape, 'samples')}: {error}{note}") from None
+    return data
+
+
+def _class_labels(backend: Backend, xp: Any, data: Array, pred_shape: tuple[int, ...],
+                  where: str, role: str) -> Array:
+    """Targets of a loss that takes class labels only, read as Keras reads them: labels of
+    shape (..., 1) lose the last axis, and floats holding whole numbers become int64 (any
+    other float is refused)."""
+    if data.ndim == len(pred_shape) and data.shape[-1] == 1 and pred_shape[-1] != 1:
+        data = xp.reshape(data, tuple(data.shape[:-1]))
+    if xp.isdtype(data.dtype, "real floating") and tuple(data.shape) == pred_shape[:-1]:
+        if data.size and not bool(xp.all(xp.round(data) == data)):
+            raise DTypeError(f"{where}: {role} must hold class labels, whole numbers, but "
+                             f"some of its {data.dtype} values are fractions")
+        return cast(backend, data, "int64")
     return data
 
 

@@ -7,17 +7,26 @@ writes ``forward(ctx, y_pred, y_true)``, which keeps on the call's context what
 model). Rows are the entries of every axis but the last (the batch, or batch × time); M below
 is the number of rows, K the size of the last axis. Each docstring states the formula, the
 reduction and the returned gradient.
+
+Keras's names work as strings (``"categorical_crossentropy"``, ``"binary_crossentropy"``,
+``"sparse_categorical_crossentropy"``, ``"mse"``) and mean what they mean in Keras: the
+model's outputs are *probabilities* unless the loss is built with ``from_logits=True``, which
+is the same computation as xpnn's logits losses (``SoftmaxCrossEntropy``,
+``BinaryCrossEntropyWithLogits``). A loss on probabilities checks the first batch of every
+``fit`` / ``evaluate`` (:meth:`Loss.check_predictions`) and refuses outputs that are not
+probabilities, naming the fix, rather than training a model that ends in logits.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from xpnn import checks
 from xpnn import functional as fn
 from xpnn.config import Configurable
 from xpnn.device import backend_of
-from xpnn.errors import DTypeError, LabelError, ShapeError
+from xpnn.errors import DTypeError, LabelError, PredictionError, ShapeError, warn
 from xpnn.functional import namespace
 from xpnn.graph import Context
 
@@ -25,6 +34,9 @@ Array = Any
 
 #: Clipping bound for losses that take probabilities: p is clipped to [ε, 1 − ε].
 PROBABILITY_EPSILON = 1e-7
+#: How far the row sums of categorical probabilities may be from 1 (float32 softmax rows
+#: are within ~1e-6 of it).
+ROW_SUM_TOLERANCE = 1e-3
 
 
 class Loss(Configurable):
@@ -33,6 +45,16 @@ class Loss(Configurable):
     name = "loss"
     #: Whether integer class labels (shape of y_pred without its last axis) are accepted.
     accepts_class_labels = False
+    #: Whether the targets must be class labels (``sparse_categorical_crossentropy``): then,
+    #: as in Keras, float labels holding whole numbers are cast to integers and labels of
+    #: shape (..., 1) lose their last axis.
+    labels_only = False
+    #: What the outputs predict: ``"categorical"`` (one class of K per row),
+    #: ``"binary"`` (K independent yes/no answers), or None (regression values).
+    task: str | None = None
+    #: Whether a classification loss reads the outputs as logits (scores z, any real
+    #: number) rather than probabilities.
+    from_logits = False
 
     def __call__(self, y_pred: Array, y_true: Array) -> Array:
         """Check ``y_true`` against ``y_pred`` (shapes only), then return the loss value."""
@@ -61,7 +83,8 @@ class Loss(Configurable):
         return self.accepts_class_labels and xp.isdtype(y_true.dtype, "integral")
 
     def check_shapes(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
-        """Raise :class:`ShapeError` unless ``y_true`` has exactly the shape the loss needs."""
+        """Raise :class:`ShapeError` unless ``y_true`` has exactly the shape the loss needs
+        (a :class:`DTypeError` for float targets shaped like class labels)."""
         true_shape = tuple(y_true.shape)
         if self.is_class_labels(y_true):
             if true_shape != pred_shape[:-1]:
@@ -69,6 +92,11 @@ class Loss(Configurable):
                     f"{type(self).__name__}: integer class labels must have shape "
                     f"{pred_shape[:-1]} for predictions of shape {pred_shape}, "
                     f"received {true_shape}")
+        elif self.accepts_class_labels and true_shape == pred_shape[:-1]:
+            raise DTypeError(
+                f"{type(self).__name__}: targets of shape {true_shape} are read as class "
+                f"labels, which must be integers, but they are floats: pass y.astype(int), "
+                f"or one-hot rows of shape {pred_shape}")
         elif true_shape != pred_shape:
             labels = (f" or integer labels of shape {pred_shape[:-1]}"
                       if self.accepts_class_labels else "")
@@ -100,6 +128,56 @@ class Loss(Configurable):
 
     def check_target_values(self, xp: Any, y_true: Array) -> None:
         """Loss-specific value checks on float64 targets (none by default)."""
+
+    def check_predictions(self, y_pred: Array, where: str = "the output") -> None:
+        """Refuse outputs that this loss cannot take: a classification loss on
+        probabilities (``from_logits`` False) needs every entry of ``y_pred`` in [0, 1] and,
+        for a categorical one, every row summing to 1 (within ``ROW_SUM_TOLERANCE``).
+
+        ``fit``, ``evaluate``, ``train_on_batch`` and ``test_on_batch`` call it on the first
+        batch of each pass (two to four scalars read from the device, once). Raises
+        :class:`~xpnn.errors.PredictionError` saying what the outputs look like and the two
+        fixes: the loss on logits, or a Softmax / Sigmoid at the end of the model. The
+        reverse mistake, probabilities given to a categorical loss on logits (a softmax
+        applied twice), gets a warning. Outputs that are not finite are left to the loss
+        (``fit`` reports a NaN loss).
+        """
+        if self.task is None or not y_pred.size:
+            return
+        xp = namespace(y_pred)
+        low, high = float(xp.min(y_pred)), float(xp.max(y_pred))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return
+        fits = low >= 0.0 and high <= 1.0
+        found = f"values from {low:.4g} to {high:.4g}"
+        if self.task == "categorical":
+            sums = xp.sum(y_pred, axis=-1)
+            sum_low, sum_high = float(xp.min(sums)), float(xp.max(sums))
+            fits = fits and max(abs(sum_low - 1.0), abs(sum_high - 1.0)) <= ROW_SUM_TOLERANCE
+            found += f" in rows summing to {sum_low:.4g} to {sum_high:.4g}"
+            wanted = "each entry in [0, 1], each row summing to 1"
+            layer = "xpnn.Softmax() (or Dense(..., activation='softmax'))"
+        else:
+            wanted = "each entry in [0, 1]"
+            layer = "xpnn.Sigmoid() (or Dense(..., activation='sigmoid'))"
+        if self.from_logits:
+            if self.task == "categorical" and fits:
+                warn(f"loss '{self.name}' ({type(self).__name__}) takes logits, but {where} "
+                     "holds probabilities on the first batch (entries in [0, 1], rows "
+                     "summing to 1), so the softmax is applied twice and the model learns "
+                     "slowly: drop the Softmax at the end of the model (or its "
+                     "activation='softmax'), or use loss='categorical_crossentropy'")
+        elif not fits:
+            raise PredictionError(
+                f"loss '{self.name}' ({type(self).__name__}) takes probabilities ({wanted}), "
+                f"but {where} holds {found} on the first batch: these look like logits (a "
+                f"model ending in a linear layer). Keep the model and use "
+                f"{self.logits_fix()}, or end the model with {layer}")
+
+    def logits_fix(self) -> str:
+        """The loss on logits that computes what this probability loss means (for
+        :meth:`check_predictions`'s message)."""
+        return f"{type(self).__name__}(from_logits=True)"
 
     # -- metadata ----------------------------------------------------------------------------
     def accuracy_metric(self) -> Any:
@@ -148,49 +226,6 @@ class MeanSquaredError(Loss):
         return ctx.diff / float(ctx.diff.size)
 
 
-class BinaryCrossEntropy(Loss):
-    """Binary cross-entropy from probabilities p (e.g. after a Sigmoid layer), mean over all
-    entries: L = −1/(M·K) Σ [y log p̃ + (1 − y) log(1 − p̃)] with p̃ = clip(p, ε, 1 − ε).
-
-    Returns dL/dp = (p̃ − y) / (p̃ (1 − p̃)) / (M·K) where p was not clipped, and 0 where it was.
-    Prefer :class:`BinaryCrossEntropyWithLogits`, which is exact and stable.
-    """
-
-    name = "binary_crossentropy"
-
-    def __init__(self, epsilon: float = PROBABILITY_EPSILON) -> None:
-        self.epsilon = float(epsilon)
-
-    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
-        """L = −mean(y log p̃ + (1 − y) log(1 − p̃))."""
-        xp = namespace(y_pred)
-        clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
-        ctx.saved = (y_pred, clipped, y_true)
-        log_terms = y_true * xp.log(clipped) + (1.0 - y_true) * xp.log(1.0 - clipped)
-        return -xp.sum(log_terms) / float(y_pred.size)
-
-    def backward(self, ctx: Context) -> Array:
-        """dL/dp = (p̃ − y) / (p̃ (1 − p̃) · size), zero where p was clipped."""
-        xp = namespace(ctx.saved[0])
-        y_pred, clipped, y_true = ctx.saved
-        grad = (clipped - y_true) / (clipped * (1.0 - clipped) * float(y_pred.size))
-        return xp.where(clipped == y_pred, grad, 0.0)
-
-    def check_target_values(self, xp: Any, y_true: Array) -> None:
-        """Targets must lie in [0, 1]."""
-        _check_unit_interval(self, xp, y_true)
-
-    def accuracy_metric(self) -> Any:
-        """Binary accuracy at threshold 0.5 on probabilities."""
-        from xpnn.metrics import BinaryAccuracy
-
-        return BinaryAccuracy(threshold=0.5)
-
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments."""
-        return {"epsilon": self.epsilon}
-
-
 class BinaryCrossEntropyWithLogits(Loss):
     """Binary cross-entropy from logits z, mean over all entries, in the stable form
 
@@ -201,6 +236,8 @@ class BinaryCrossEntropyWithLogits(Loss):
     """
 
     name = "binary_crossentropy_with_logits"
+    task = "binary"
+    from_logits = True
 
     def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = mean(max(z, 0) − z y + log(1 + e^{−|z|}))."""
@@ -225,10 +262,72 @@ class BinaryCrossEntropyWithLogits(Loss):
         return BinaryAccuracy(threshold=0.0)
 
 
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy from probabilities p (e.g. after a Sigmoid layer), mean over all
+    entries: L = −1/(M·K) Σ [y log p̃ + (1 − y) log(1 − p̃)] with p̃ = clip(p, ε, 1 − ε).
+
+    Returns dL/dp = (p̃ − y) / (p̃ (1 − p̃)) / (M·K) where p was not clipped, and 0 where it was.
+    This is Keras's ``binary_crossentropy`` (same clipping, same mean).
+
+    ``from_logits=True`` reads the outputs as logits z instead: the loss and its gradient
+    are then exactly :class:`BinaryCrossEntropyWithLogits`'s (stable, fused
+    dL/dz = (σ(z) − y) / (M·K)), which is the better choice whenever the model can end in a
+    linear layer.
+    """
+
+    name = "binary_crossentropy"
+    task = "binary"
+
+    def __init__(self, epsilon: float = PROBABILITY_EPSILON, *, from_logits: bool = False
+                 ) -> None:
+        self.epsilon = float(epsilon)
+        self.from_logits = bool(from_logits)
+        self._on_logits = BinaryCrossEntropyWithLogits() if self.from_logits else None
+
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
+        """L = −mean(y log p̃ + (1 − y) log(1 − p̃)) (on logits: see the class docstring)."""
+        if self._on_logits is not None:
+            return self._on_logits.forward(ctx, y_pred, y_true)
+        xp = namespace(y_pred)
+        clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+        ctx.saved = (y_pred, clipped, y_true)
+        log_terms = y_true * xp.log(clipped) + (1.0 - y_true) * xp.log(1.0 - clipped)
+        return -xp.sum(log_terms) / float(y_pred.size)
+
+    def backward(self, ctx: Context) -> Array:
+        """dL/dp = (p̃ − y) / (p̃ (1 − p̃) · size), zero where p was clipped."""
+        if self._on_logits is not None:
+            return self._on_logits.backward(ctx)
+        xp = namespace(ctx.saved[0])
+        y_pred, clipped, y_true = ctx.saved
+        grad = (clipped - y_true) / (clipped * (1.0 - clipped) * float(y_pred.size))
+        return xp.where(clipped == y_pred, grad, 0.0)
+
+    def check_target_values(self, xp: Any, y_true: Array) -> None:
+        """Targets must lie in [0, 1]."""
+        _check_unit_interval(self, xp, y_true)
+
+    def logits_fix(self) -> str:
+        """The loss on logits with this loss's meaning."""
+        return ("loss='binary_crossentropy_with_logits' (the same as "
+                "BinaryCrossEntropy(from_logits=True))")
+
+    def accuracy_metric(self) -> Any:
+        """Binary accuracy at threshold 0.5 on probabilities (0 on logits)."""
+        from xpnn.metrics import BinaryAccuracy
+
+        return BinaryAccuracy(threshold=0.0 if self.from_logits else 0.5)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {"epsilon": self.epsilon, "from_logits": self.from_logits}
+
+
 class _ClassificationLoss(Loss):
     """Shared target handling: integer labels become one-hot rows on the device."""
 
     accepts_class_labels = True
+    task = "categorical"
 
     def _target_rows(self, xp: Any, y_pred: Array, y_true: Array) -> Array:
         if xp.isdtype(y_true.dtype, "integral"):
@@ -246,40 +345,6 @@ class _ClassificationLoss(Loss):
         return CategoricalAccuracy()
 
 
-class CategoricalCrossEntropy(_ClassificationLoss):
-    """Cross-entropy from probabilities p (e.g. after a Softmax layer), mean over rows:
-
-        L = −1/M Σ_rows Σ_k y_k log p̃_k,   p̃ = clip(p, ε, 1 − ε)
-
-    with y one-hot (or integer labels) or a probability row. Returns dL/dp = −y / (M p̃), zero
-    where p was clipped. Prefer :class:`SoftmaxCrossEntropy` on logits.
-    """
-
-    name = "categorical_crossentropy"
-
-    def __init__(self, epsilon: float = PROBABILITY_EPSILON) -> None:
-        self.epsilon = float(epsilon)
-
-    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
-        """L = −Σ y log p̃ / M."""
-        xp = namespace(y_pred)
-        target = self._target_rows(xp, y_pred, y_true)
-        clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
-        rows = _num_rows(tuple(y_pred.shape))
-        ctx.saved = (y_pred, clipped, target, rows)
-        return -xp.sum(target * xp.log(clipped)) / float(rows)
-
-    def backward(self, ctx: Context) -> Array:
-        """dL/dp = −y / (M p̃), zero where p was clipped."""
-        y_pred, clipped, target, rows = ctx.saved
-        xp = namespace(y_pred)
-        return xp.where(clipped == y_pred, -target / (clipped * float(rows)), 0.0)
-
-    def get_config(self) -> dict[str, Any]:
-        """Constructor arguments."""
-        return {"epsilon": self.epsilon}
-
-
 class SoftmaxCrossEntropy(_ClassificationLoss):
     """Softmax cross-entropy from logits z, mean over rows, by log-sum-exp:
 
@@ -295,6 +360,7 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
     """
 
     name = "softmax_crossentropy"
+    from_logits = True
 
     def __init__(self, ignore_index: int | None = None) -> None:
         self.ignore_index = (None if ignore_index is None else
@@ -337,16 +403,108 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
         return {"ignore_index": self.ignore_index}
 
 
+class CategoricalCrossEntropy(_ClassificationLoss):
+    """Cross-entropy from probabilities p (e.g. after a Softmax layer), mean over rows:
+
+        L = −1/M Σ_rows Σ_k y_k log p̃_k,   p̃ = clip(p, ε, 1 − ε)
+
+    with y one-hot (or integer labels) or a probability row. Returns dL/dp = −y / (M p̃), zero
+    where p was clipped. This is Keras's ``categorical_crossentropy`` except that Keras also
+    divides each row of p by its sum first; here rows must already sum to 1, which
+    :meth:`~Loss.check_predictions` checks on the first batch.
+
+    ``from_logits=True`` reads the outputs as logits z instead: the loss and its gradient
+    are then exactly :class:`SoftmaxCrossEntropy`'s (log-sum-exp, fused
+    dL/dz = (softmax(z) − y) / M), the better choice for a model ending in a linear layer.
+    """
+
+    name = "categorical_crossentropy"
+
+    def __init__(self, epsilon: float = PROBABILITY_EPSILON, *, from_logits: bool = False
+                 ) -> None:
+        self.epsilon = float(epsilon)
+        self.from_logits = bool(from_logits)
+        self._on_logits = SoftmaxCrossEntropy() if self.from_logits else None
+
+    def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
+        """L = −Σ y log p̃ / M (on logits: see the class docstring)."""
+        if self._on_logits is not None:
+            return self._on_logits.forward(ctx, y_pred, y_true)
+        xp = namespace(y_pred)
+        target = self._target_rows(xp, y_pred, y_true)
+        clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
+        rows = _num_rows(tuple(y_pred.shape))
+        ctx.saved = (y_pred, clipped, target, rows)
+        return -xp.sum(target * xp.log(clipped)) / float(rows)
+
+    def backward(self, ctx: Context) -> Array:
+        """dL/dp = −y / (M p̃), zero where p was clipped."""
+        if self._on_logits is not None:
+            return self._on_logits.backward(ctx)
+        y_pred, clipped, target, rows = ctx.saved
+        xp = namespace(y_pred)
+        return xp.where(clipped == y_pred, -target / (clipped * float(rows)), 0.0)
+
+    def logits_fix(self) -> str:
+        """The loss on logits with this loss's meaning."""
+        return ("loss='softmax_crossentropy' (the same as "
+                "CategoricalCrossEntropy(from_logits=True))")
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {"epsilon": self.epsilon, "from_logits": self.from_logits}
+
+
+class SparseCategoricalCrossEntropy(CategoricalCrossEntropy):
+    """Keras's ``sparse_categorical_crossentropy``: :class:`CategoricalCrossEntropy` whose
+    targets are integer class labels, one per row (shape of the outputs without the last
+    axis: (N,) for outputs (N, K)),
+
+        L = −1/M Σ_rows log p̃_{row, y_row},   returns dL/dp = −e_y / (M p̃), 0 where clipped
+
+    on probabilities, or with ``from_logits=True`` on logits (then exactly
+    :class:`SoftmaxCrossEntropy` with integer labels: dL/dz = (softmax(z) − e_y) / M).
+    As in Keras, labels of shape (N, 1) are taken as (N,), and float labels holding whole
+    numbers are cast to integers by ``fit`` / ``evaluate``; one-hot rows are refused (they
+    are ``categorical_crossentropy``'s targets).
+    """
+
+    name = "sparse_categorical_crossentropy"
+    labels_only = True
+
+    def check_shapes(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
+        """Integer labels of shape ``pred_shape[:-1]`` only."""
+        true_shape = tuple(y_true.shape)
+        if true_shape == pred_shape and pred_shape[-1] != 1:
+            raise ShapeError(
+                f"{type(self).__name__}: targets must be integer class labels of shape "
+                f"{pred_shape[:-1]}, received {true_shape}: for one-hot rows use "
+                "loss='categorical_crossentropy' (or pass y.argmax(axis=-1))")
+        if not namespace(y_true).isdtype(y_true.dtype, "integral"):
+            raise DTypeError(
+                f"{type(self).__name__}: targets must be integer class labels of shape "
+                f"{pred_shape[:-1]}, received dtype {y_true.dtype}")
+        super().check_shapes(pred_shape, y_true)
+
+    def logits_fix(self) -> str:
+        """The loss on logits with this loss's meaning."""
+        return ("loss=SparseCategoricalCrossEntropy(from_logits=True) (or "
+                "'softmax_crossentropy', which takes the same integer labels)")
+
+
 _BY_NAME: dict[str, type[Loss]] = {
     cls.name: cls
     for cls in (MeanSquaredError, BinaryCrossEntropy, BinaryCrossEntropyWithLogits,
-                CategoricalCrossEntropy, SoftmaxCrossEntropy)
+                CategoricalCrossEntropy, SparseCategoricalCrossEntropy, SoftmaxCrossEntropy)
 }
 _BY_NAME["mse"] = MeanSquaredError
 
 
 def get(spec: str | Loss) -> Loss:
-    """A loss from its name (``"mse"``, ``"softmax_crossentropy"``, ...) or a :class:`Loss`."""
+    """A loss from its name or a :class:`Loss`: ``"mse"`` / ``"mean_squared_error"``,
+    ``"binary_crossentropy"``, ``"categorical_crossentropy"`` and
+    ``"sparse_categorical_crossentropy"`` (Keras's names and meanings: probabilities),
+    ``"binary_crossentropy_with_logits"`` and ``"softmax_crossentropy"`` (logits)."""
     if isinstance(spec, Loss):
         return spec
     try:

@@ -25,10 +25,12 @@ import numpy as np
 
 from xpnn import checkpoint as checkpoint_module
 from xpnn import config as config_module
+from xpnn import functional
 from xpnn import losses as losses_module
 from xpnn import metrics as metrics_module
 from xpnn import onnx as onnx_export
 from xpnn import optimizers as optimizers_module
+from xpnn.backends import backend_type_of
 from xpnn.backends.base import FLOAT_DTYPES, Backend
 from xpnn.checkpoint import Snapshot
 from xpnn.device import DeviceLike, get_backend
@@ -37,13 +39,24 @@ from xpnn.errors import (
     DTypeError,
     FileFormatError,
     GraphError,
+    MissingKeyError,
     NotReadyError,
     ShapeError,
+    warn,
 )
 from xpnn.graph import Graph, Input, SymbolicTensor
 from xpnn.history import History, TrainingPosition
-from xpnn.inputs import INTEGER_DTYPES, InputSpec, OutputSpec, as_array, by_position
+from xpnn.inputs import (
+    INTEGER_DTYPES,
+    InputSpec,
+    OutputSpec,
+    as_array,
+    by_position,
+    image_layout_hint,
+)
+from xpnn.layers import windows
 from xpnn.layers.base import BuildContext, Layer, Parameter, batch_shape, describe_array
+from xpnn.layers.dense import Dense
 from xpnn.names import unique_name
 from xpnn.saving import PathLike
 from xpnn.training import Trainer
@@ -99,7 +112,8 @@ class Model(Trainer):
         self.layers = list(graph.layers)
         self.input_specs = [InputSpec(t.name, t.shape, self._input_dtype(t))
                             for t in graph.inputs]
-        self.output_specs = [OutputSpec(t.name, t.shape) for t in graph.outputs]
+        self.output_specs = [OutputSpec(t.name, t.shape, _image_dense_note(t))
+                             for t in graph.outputs]
         rng = np.random.default_rng(self.seed)
         for index, layer in enumerate(self.layers):
             first = next(node for node in graph.nodes if node.layer is layer)
@@ -116,6 +130,23 @@ class Model(Trainer):
                                             noise_seed))
         if self.optimizer is not None:
             self.optimizer.build(self.parameters(), self.backend)
+        self._warn_about_image_layouts()
+
+    def _warn_about_image_layouts(self) -> None:
+        """Warn when an image layer whose ``data_format`` was not given (channels-first by
+        default) reads model inputs that look channels-last (the rule of
+        :func:`xpnn.layers.windows.layout_hint`): such images are read without error as
+        H channels of W×C pixels, and train badly."""
+        for node in self.graph.nodes:
+            layer = node.layer
+            if not hasattr(layer, "data_format") or getattr(layer, "data_format_given", True):
+                continue
+            for tensor in node.inputs:
+                hint = windows.layout_hint(layer.data_format, tensor.shape)
+                if tensor.is_input and hint:
+                    warn(f"model '{self.name}', layer '{layer.name}' ({type(layer).__name__}): "
+                         f"{hint} (or, if that layout is meant, pass "
+                         "data_format='channels_first' to the layer)")
 
     def _input_dtype(self, tensor: SymbolicTensor) -> str:
         """The dtype an input's arrays are cast to: its own, else integer ids when every
@@ -202,8 +233,8 @@ class Model(Trainer):
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise KeyError(f"model '{self.name}' has no layer '{name}'; its layers are "
-                       f"{[layer.name for layer in self.layers]}")
+        raise MissingKeyError(f"model '{self.name}' has no layer '{name}'; its layers are "
+                              f"{[layer.name for layer in self.layers]}")
 
     def compile(
         self,
@@ -258,6 +289,26 @@ class Model(Trainer):
         """The number of scalars in all parameters."""
         return sum(layer.count_params() for layer in self.layers)
 
+    @property
+    def weights(self) -> list[Parameter]:
+        """Keras's ``model.weights``: every parameter, as :meth:`parameters` (each a
+        :class:`~xpnn.layers.Parameter` — ``.name``, ``.shape``, ``.value`` on the device,
+        ``.grad`` — where Keras gives variables; ``get_weights()`` gives NumPy copies)."""
+        return self.parameters()
+
+    @property
+    def trainable_weights(self) -> list[Parameter]:
+        """Keras's ``model.trainable_weights``: the parameters the optimizer updates, as
+        :meth:`trainable_parameters` (none of a frozen layer, no running statistics)."""
+        return self.trainable_parameters()
+
+    @property
+    def non_trainable_weights(self) -> list[Parameter]:
+        """Keras's ``model.non_trainable_weights``: the other parameters (BatchNorm's
+        running statistics, every parameter of a frozen layer), in model order."""
+        trainable = {id(p) for p in self.trainable_parameters()}
+        return [p for p in self.parameters() if id(p) not in trainable]
+
     def get_weights(self) -> list[np.ndarray]:
         """Host (NumPy) copies of all parameters (running statistics included), layer by
         layer."""
@@ -302,6 +353,55 @@ class Model(Trainer):
     def fit_history(self) -> History | None:
         """The History of the current or last ``fit`` (None before any fit)."""
         return self._fit_history
+
+    # -- probabilities and classes ----------------------------------------------------------
+    def predict_proba(self, x: Any, *, batch_size: int = 256) -> np.ndarray | list[np.ndarray]:
+        """Class probabilities for ``x``: ``predict``'s outputs read as the compiled loss
+        reads them. Logits of a categorical loss (``softmax_crossentropy``,
+        ``from_logits=True``) become softmax(z) over the last axis; logits of a binary loss
+        become σ(z); outputs of a loss on probabilities (after a Softmax or Sigmoid) are
+        returned as they are. NumPy arrays, a list with several outputs.
+
+        Raises :class:`~xpnn.errors.NotReadyError` before ``compile`` (the loss says what
+        the outputs are) and ValueError for a regression loss."""
+        outputs = self.predict(x, batch_size=batch_size)
+        results = [self._probabilities(loss, output) for loss, output in
+                   zip(self._classification_losses("predict_proba"), _as_list(outputs),
+                       strict=True)]
+        return results[0] if self._single_output else results
+
+    def predict_classes(self, x: Any, *, batch_size: int = 256
+                        ) -> np.ndarray | list[np.ndarray]:
+        """Predicted classes for ``x`` as int64 NumPy arrays: the arg-max over the last axis
+        for a categorical loss (shape of the output without that axis), and
+        [probability > 0.5] for a binary loss (the output's shape), from
+        :meth:`predict_proba` (Keras 2's ``predict_classes``, which Keras 3 removed in
+        favour of ``np.argmax(model.predict(x), axis=-1)``)."""
+        probabilities = _as_list(self.predict_proba(x, batch_size=batch_size))
+        results = [np.argmax(p, axis=-1) if loss.task == "categorical"
+                   else (p > 0.5).astype(np.int64)
+                   for loss, p in zip(self.output_losses, probabilities, strict=True)]
+        return results[0] if self._single_output else results
+
+    def _classification_losses(self, verb: str) -> list[losses_module.Loss]:
+        """The compiled losses, each of which must be a classification loss."""
+        if not self.output_losses:
+            raise NotReadyError(f"model '{self.name}': {verb} reads the outputs as the loss "
+                                "does (logits or probabilities): compile the model first")
+        for loss in self.output_losses:
+            if loss.task is None:
+                raise ValueError(f"model '{self.name}': {verb} needs a classification loss, "
+                                 f"but '{loss.name}' is a regression loss: use predict")
+        return self.output_losses
+
+    @staticmethod
+    def _probabilities(loss: losses_module.Loss, output: np.ndarray) -> np.ndarray:
+        if not loss.from_logits:
+            return output
+        xp = functional.namespace(output)
+        if loss.task == "categorical":
+            return np.asarray(functional.softmax(xp, output, axis=-1))
+        return np.asarray(functional.sigmoid(xp, output))
 
     # -- files -------------------------------------------------------------------------------
     def save(self, path: PathLike, *, include_optimizer: bool = True) -> None:
@@ -490,13 +590,20 @@ class Model(Trainer):
         dtype."""
         where = f"model '{self.name}'"
         what = "input" if self._single_input else f"input '{spec.name}'"
+        if backend_type_of(array) is None:
+            raise DeviceError(
+                f"{where}: model(x) takes a batch of arrays on {self.device}, but its {what} "
+                f"is {describe_array(array)}; call model.predict(x), which takes lists and "
+                "NumPy arrays (and returns NumPy arrays), or pass "
+                f"model.backend.asarray(np.asarray(x), '{self.dtype}')")
         if not self.backend.owns(array):
             raise DeviceError(f"{where} is on {self.device} but its {what} is "
                               f"{describe_array(array)}; move the data with "
                               "model.backend.asarray() or pass NumPy arrays to fit/predict")
         if tuple(array.shape[1:]) != spec.shape or len(array.shape) != len(spec.shape) + 1:
             raise ShapeError(f"{where} expected {what} of shape {batch_shape(spec.shape)}, "
-                             f"received {tuple(array.shape)}")
+                             f"received {tuple(array.shape)}"
+                             + image_layout_hint(spec.shape, tuple(array.shape[1:])))
         xp = self.backend.xp
         if spec.integer:
             if not xp.isdtype(array.dtype, ("integral", "bool")):
@@ -622,8 +729,10 @@ class Sequential(Model):
                              "model instead)")
         self.layers.append(layer)
 
-    def build(self, input_shape: Sequence[int]) -> None:
-        """Build every layer for inputs of ``input_shape`` (no batch axis)."""
+    def build(self, input_shape: int | Sequence[int | None]) -> None:
+        """Build every layer for inputs of ``input_shape``: the shape of one sample, without
+        the batch axis (``(64,)``, or ``64`` for a vector). Keras's form with the batch axis
+        as None first, ``(None, 64)``, is read as ``(64,)``."""
         if not self.layers:
             raise NotReadyError(f"model '{self.name}' has no layers")
         if isinstance(input_shape, int | np.integer):
@@ -632,6 +741,8 @@ class Sequential(Model):
             shape = tuple(input_shape)
         except TypeError:
             shape = ()
+        if len(shape) > 1 and shape[0] is None:
+            shape = shape[1:]  # Keras's (None, ...): the batch axis
         if not shape or not all(isinstance(n, int | np.integer) and not isinstance(n, bool)
                                 and n > 0 for n in shape):
             raise ShapeError(f"model '{self.name}': input_shape must be positive integers "
@@ -744,6 +855,30 @@ def load(path: PathLike, device: DeviceLike | None = None) -> Model:
         raise FileFormatError(f"'{path}': its architecture cannot be rebuilt: {error}") from None
     model._restore(snapshot, path)
     return model
+
+
+def _image_dense_note(output: SymbolicTensor) -> str:
+    """For an output that a Dense layer computed from images: Dense maps the last axis of
+    its input only, so the output keeps the image axes (the classic forgotten Flatten, which
+    shows up as targets that do not fit). Empty otherwise."""
+    if len(output.shape) < 2:
+        return ""
+    first, stack, seen = None, [output], set()
+    while stack:
+        node = stack.pop().node
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.layer, Dense) and len(node.inputs[0].shape) == 3 and (
+                first is None or node.serial < first.serial):
+            first = node
+        stack.extend(node.inputs)
+    if first is None:
+        return ""
+    return (f"Layer '{first.layer.name}' (Dense) receives images of shape "
+            f"{batch_shape(first.inputs[0].shape)} and maps only their last axis, so the "
+            f"output keeps the image axes: add xpnn.Flatten() (or "
+            f"xpnn.GlobalAveragePool2D()) before it")
 
 
 def _as_list(tensors: Any) -> list[Any]:

@@ -472,13 +472,18 @@ def _recurrent_time(layer: Any) -> str:
 
 @register(Dense, time=_keep_unless_features)
 def convert_dense(layer: Dense, inputs: Sequence[str], ctx: ExportContext) -> list[str]:
-    """Dense → MatMul (+ Add of the bias): z = x W + b on the last axis of inputs of any
-    rank."""
+    """Dense → MatMul (+ Add of the bias) (+ the activation: Relu, Sigmoid, Tanh or
+    Softmax(axis=-1)): y = φ(x W + b) on the last axis of inputs of any rank."""
     [z] = ctx.node("MatMul", [inputs[0], ctx.parameter(layer, layer.kernel)],
                    name=f"{layer.name}/MatMul")
     if layer.bias is not None:
         [z] = ctx.node("Add", [z, ctx.parameter(layer, layer.bias)], name=f"{layer.name}/Add")
-    return [z]
+    if layer.activation == "linear":
+        return [z]
+    op_type = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh",
+               "softmax": "Softmax"}[layer.activation]
+    axis = {"axis": -1} if op_type == "Softmax" else {}
+    return ctx.node(op_type, [z], name=f"{layer.name}/{op_type}", **axis)
 
 
 def _elementwise(op_type: str) -> Converter:
@@ -553,38 +558,66 @@ def _window_attributes(window: Any) -> dict[str, list[int]]:
             "pads": [top, left, bottom, right]}
 
 
+def _channels_first(layer: Any, tensor: str, ctx: ExportContext) -> str:
+    """A channels-last layer's (N, H, W, C) input as the (N, C, H, W) tensor the ONNX image
+    ops take (a Transpose); a channels-first layer's input as it is."""
+    if layer.data_format != "channels_last":
+        return tensor
+    return ctx.node("Transpose", [tensor], name=f"{layer.name}/Transpose_in",
+                    perm=[0, 3, 1, 2])[0]
+
+
+def _in_format(layer: Any, tensor: str, ctx: ExportContext) -> list[str]:
+    """An (N, C, H, W) result back in the layer's format (a Transpose to (N, H, W, C) for a
+    channels-last layer). Between two channels-last layers the pair of Transposes cancels;
+    ONNX Runtime's optimizer removes it."""
+    if layer.data_format != "channels_last":
+        return [tensor]
+    return ctx.node("Transpose", [tensor], name=f"{layer.name}/Transpose_out",
+                    perm=[0, 2, 3, 1])
+
+
 @register(Conv2D)
 def convert_conv2d(layer: Conv2D, inputs: Sequence[str], ctx: ExportContext) -> list[str]:
     """Conv2D → Conv with explicit pads (the resolved ``"same"`` padding, odd pixel after),
-    strides and dilations; the kernel (F, C, k_h, k_w) is ONNX's layout as it is."""
-    operands = [inputs[0], ctx.parameter(layer, layer.kernel)]
+    strides and dilations; the kernel (F, C, k_h, k_w) is ONNX's layout as it is in both
+    data formats (channels-last: Transposes around the Conv)."""
+    operands = [_channels_first(layer, inputs[0], ctx), ctx.parameter(layer, layer.kernel)]
     if layer.bias is not None:
         operands.append(ctx.parameter(layer, layer.bias))
-    return ctx.node("Conv", operands, name=f"{layer.name}/Conv",
-                    dilations=list(layer.window.dilation), **_window_attributes(layer.window))
+    [y] = ctx.node("Conv", operands, name=f"{layer.name}/Conv",
+                   dilations=list(layer.window.dilation), **_window_attributes(layer.window))
+    return _in_format(layer, y, ctx)
 
 
 @register(MaxPool2D)
 def convert_max_pool(layer: MaxPool2D, inputs: Sequence[str], ctx: ExportContext
                      ) -> list[str]:
-    """MaxPool2D → MaxPool with explicit pads (padding counts as −∞ in both)."""
-    return ctx.node("MaxPool", [inputs[0]], name=f"{layer.name}/MaxPool",
-                    **_window_attributes(layer.window))
+    """MaxPool2D → MaxPool with explicit pads (padding counts as −∞ in both; channels-last:
+    Transposes around it)."""
+    [y] = ctx.node("MaxPool", [_channels_first(layer, inputs[0], ctx)],
+                   name=f"{layer.name}/MaxPool", **_window_attributes(layer.window))
+    return _in_format(layer, y, ctx)
 
 
 @register(AvgPool2D)
 def convert_avg_pool(layer: AvgPool2D, inputs: Sequence[str], ctx: ExportContext
                      ) -> list[str]:
-    """AvgPool2D → AveragePool(count_include_pad=0): the mean of each window's real pixels."""
-    return ctx.node("AveragePool", [inputs[0]], name=f"{layer.name}/AveragePool",
-                    count_include_pad=0, **_window_attributes(layer.window))
+    """AvgPool2D → AveragePool(count_include_pad=0): the mean of each window's real pixels
+    (channels-last: Transposes around it)."""
+    [y] = ctx.node("AveragePool", [_channels_first(layer, inputs[0], ctx)],
+                   name=f"{layer.name}/AveragePool", count_include_pad=0,
+                   **_window_attributes(layer.window))
+    return _in_format(layer, y, ctx)
 
 
 @register(GlobalAveragePool2D)
 def convert_global_average_pool(layer: GlobalAveragePool2D, inputs: Sequence[str],
                                 ctx: ExportContext) -> list[str]:
-    """GlobalAveragePool2D → GlobalAveragePool ((N, C, 1, 1)) + Flatten(axis=1) ((N, C))."""
-    [y] = ctx.node("GlobalAveragePool", [inputs[0]], name=f"{layer.name}/GlobalAveragePool")
+    """GlobalAveragePool2D → GlobalAveragePool ((N, C, 1, 1)) + Flatten(axis=1) ((N, C));
+    channels-last: a Transpose to (N, C, H, W) first."""
+    [y] = ctx.node("GlobalAveragePool", [_channels_first(layer, inputs[0], ctx)],
+                   name=f"{layer.name}/GlobalAveragePool")
     return ctx.node("Flatten", [y], name=f"{layer.name}/Flatten", axis=1)
 
 

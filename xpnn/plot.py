@@ -50,12 +50,15 @@ _LEARNING_RATE = "learning_rate"
 _VALIDATION = "val_"
 
 
-def _pyplot() -> ModuleType:
-    """``matplotlib.pyplot``, with the Agg backend unless pyplot was already imported."""
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot``, with the Agg backend unless pyplot was already imported; an
+    ImportError that says how to install matplotlib where it is missing (scripts that draw
+    their own figures get pyplot here: ``plt = xpnn.plot.pyplot()``)."""
     try:
         import matplotlib
     except ImportError as error:
-        raise ImportError("xpnn.plot needs matplotlib: pip install 'xpnn[plot]'") from error
+        raise ImportError("xpnn.plot needs matplotlib, which is not installed here: pip "
+                          "install 'xpnn[plot]' (or pip install matplotlib)") from error
     if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -71,7 +74,7 @@ def save(figure: Figure, path: PathLike | None) -> Figure:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(target, dpi=_DPI, bbox_inches="tight")
-        _pyplot().close(figure)
+        pyplot().close(figure)
     return figure
 
 
@@ -80,7 +83,7 @@ def _panels(count: int, columns: int, size: tuple[float, float], **options: Any
     """A new figure with ``count`` panels in rows of at most ``columns``."""
     columns = min(columns, count)
     rows = math.ceil(count / columns)
-    figure, grid = _pyplot().subplots(rows, columns, squeeze=False, layout="constrained",
+    figure, grid = pyplot().subplots(rows, columns, squeeze=False, layout="constrained",
                                       figsize=(size[0] * columns, size[1] * rows), **options)
     axes = list(grid.ravel())
     for unused in axes[count:]:
@@ -223,7 +226,7 @@ def activation_histograms(model: Sequential, x: Any, path: PathLike | None = Non
     none. The model is built for ``x`` if it is not built yet. ``bins`` and ``range`` are
     passed to ``hist``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     every_output = model.layer_outputs(x)
     shown = _selected(model, layers)
     outputs = [every_output[layer.name].ravel() for layer in shown]
@@ -263,7 +266,7 @@ def decision_regions(model: Sequential, x: Any, y: Any, path: PathLike | None = 
     in the colour of their class, and the points drawn in the colour of their label with
     black edges. With ``ax``, the plot is drawn into it and its figure returned.
     """
-    plt = _pyplot()
+    plt = pyplot()
     points = np.asarray(x)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"decision_regions needs 2-D inputs x of shape (N, 2), received "
@@ -307,7 +310,7 @@ def optimizer_trajectories(function: Callable[[np.ndarray, np.ndarray], np.ndarr
     the name, ``title`` over the figure); with ``ax``, all paths are drawn into it, with a
     legend, and its figure is returned.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if not paths:
         raise ValueError("optimizer_trajectories: no paths")
     points = {name: np.asarray(visited, dtype=np.float64) for name, visited in paths.items()}
@@ -359,7 +362,7 @@ def learning_rate_curve(rates: Sequence[float], losses: Sequence[float],
                         title: str | None = None) -> Figure:
     """The loss against the learning rate (log axis) of a range test, with a dashed vertical
     line and its value in the legend at ``suggestion`` when given."""
-    plt = _pyplot()
+    plt = pyplot()
     if len(rates) != len(losses) or len(rates) == 0:
         raise ValueError(f"learning_rate_curve: needs as many rates as losses (at least one), "
                          f"received {len(rates)} rates and {len(losses)} losses")

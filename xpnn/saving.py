@@ -13,10 +13,11 @@ classes are looked up by name among the classes already imported (:mod:`xpnn.con
 the ZIP CRC-32 of every member is checked, so truncated and corrupted files are refused with
 a :class:`~xpnn.errors.FileFormatError` naming the file and the problem.
 
-Every write goes to a temporary file in the same directory, which is flushed, ``fsync``-ed and
-renamed over the target (atomic on POSIX and Windows), then the directory is ``fsync``-ed:
-at any moment the target is either the previous complete file or the new complete file. A
-process killed while writing may leave a ``.<name>.tmp-*`` file behind; it is never read.
+Every write goes to a temporary file in the same directory (which must exist: a missing one is
+named in the error), which is flushed, ``fsync``-ed and renamed over the target (atomic on
+POSIX and Windows), then the directory is ``fsync``-ed: at any moment the target is either
+the previous complete file or the new complete file. A process killed while writing may
+leave a ``.<name>.tmp-*`` file behind; it is never read.
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
     it over ``path``; on any error the temporary file is removed and ``path`` is untouched."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"cannot write '{os.fspath(path)}': the folder '{os.fspath(directory)}' does not "
+            "exist; create it first, e.g. os.makedirs(folder, exist_ok=True)")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=directory)
+    except OSError as error:  # its message would name the temporary file, not the target
+        raise type(error)(error.errno, f"cannot write '{os.fspath(path)}' (a temporary file "
+                          f"next to it first): {error.strerror}") from None
     try:
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private (0600)
         with os.fdopen(handle, "wb") as file:

@@ -61,6 +61,16 @@ class Tally:
                         for metric in metrics]
         self.accumulators = [self.loss, *self.output_losses,
                              *(metric for _, _, metric in self.metrics)]
+        self.output_names = output_names
+        self.predictions_checked = False
+
+    def check_predictions(self, losses: list[Loss], outputs: list[Array]) -> None:
+        """On the pass's first batch only: each loss checks its output
+        (:meth:`Loss.check_predictions`: logits refused by a loss on probabilities)."""
+        if not self.predictions_checked:
+            self.predictions_checked = True
+            for loss, output, name in zip(losses, outputs, self.output_names, strict=True):
+                loss.check_predictions(output, f"output '{name}'")
 
     def reset(self) -> None:
         """Forget every batch."""
@@ -196,6 +206,7 @@ class Trainer:
                 if not math.isfinite(logs["loss"]) and not self.stop_training:
                     raise _non_finite_loss(batch_losses, epoch, steps)
                 if validation is not None and math.isfinite(logs["loss"]):
+                    progress.validating()
                     val_logs = self._evaluate_data(*validation, max(batch_size, 256))
                     logs.update({f"val_{key}": value for key, value in val_logs.items()})
                 logs["learning_rate"] = self.optimizer.learning_rate
@@ -242,6 +253,7 @@ class Trainer:
         for param in params:
             param.grad = None
         outputs, contexts = self.graph.forward(x_batch, training=True, record=True)
+        tally.check_predictions(self.output_losses, outputs)
         values, grads = [], []
         for loss, weight, output, target in zip(self.output_losses, self.loss_weights,
                                                 outputs, y_batch, strict=True):
@@ -293,6 +305,7 @@ class Trainer:
             for indices in batch_indices(num_samples, batch_size, shuffle=False):
                 targets = self._rows(y_data, indices)
                 outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
+                tally.check_predictions(self.output_losses, outputs)
                 values = [loss.forward(Context(), output, target) for loss, output, target
                           in zip(self.output_losses, outputs, targets, strict=True)]
                 total = _weighted_sum(values, self.loss_weights)

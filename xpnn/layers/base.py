@@ -331,10 +331,12 @@ class Layer:
 
 
 def describe_array(x: Any) -> str:
-    """``a numpy.ndarray on cpu with shape (3, 4)``: what an error message says of an object
-    that was passed where an array was expected."""
+    """``a numpy.ndarray on cpu with shape (3, 4)``, ``a Python list``: what an error message
+    says of an object that was passed where an array was expected."""
     where = backend_type_of(x)
-    place = f"on {where}" if where is not None else "of no xpnn backend"
+    if where is None and type(x).__module__ == "builtins":
+        return f"a Python {type(x).__name__}"
+    place = f"on {where}" if where is not None else "(not an array of an xpnn backend)"
     shape = getattr(x, "shape", None)
     return f"a {type(x).__module__}.{type(x).__name__} {place}" + (
         f" with shape {tuple(shape)}" if shape is not None else "")

@@ -10,7 +10,8 @@ from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
 
 
 class Conv2D(Layer):
-    """2-D convolution (cross-correlation, as in every deep-learning library) of NCHW images.
+    """2-D convolution (cross-correlation, as in every deep-learning library) of images,
+    NCHW by default or NHWC with ``data_format="channels_last"``.
 
     Forward, for x of shape (N, C, H, W), kernel W of shape (F, C, k_h, k_w) and bias b (F,)::
 
@@ -36,6 +37,15 @@ class Conv2D(Layer):
     ``padding`` is ``"valid"`` (0), ``"same"`` (⌈H / s⌉ × ⌈W / s⌉ outputs), an int or a pair.
     ``kernel_initializer="auto"`` is He normal before a ReLU-family layer and Glorot uniform
     otherwise, with fan_in = C·k_h·k_w and fan_out = F·k_h·k_w. ``weight_decay`` as in Dense.
+
+    ``data_format``: None or ``"channels_first"`` (x is (N, C, H, W), z is
+    (N, F, H_out, W_out)), or ``"channels_last"`` (x is (N, H, W, C), z is
+    (N, H_out, W_out, F), as in Keras). The formulas above apply to the (N, C, H, W) view of
+    x, so both formats compute the same numbers. The kernel is (F, C, k_h, k_w) in both
+    formats (PyTorch's layout; Keras's (k_h, k_w, C, F) kernel K is
+    ``K.transpose(3, 2, 0, 1)``), so weights move between the two formats unchanged. None
+    (the default) is channels-first and lets a model warn when its inputs look
+    channels-last (see :mod:`xpnn.layers.windows`).
     """
 
     def __init__(
@@ -50,10 +60,13 @@ class Conv2D(Layer):
         kernel_initializer: initializers.KernelSpec = "auto",
         bias_initializer: str | initializers.Initializer = "zeros",
         weight_decay: float | None = None,
+        data_format: str | None = None,
         name: str | None = None,
         trainable: bool = True,
     ) -> None:
         super().__init__(name=name, trainable=trainable)
+        self.data_format = windows.data_format_argument("Conv2D", data_format)
+        self.data_format_given = data_format is not None
         self.filters = checks.integer("Conv2D", "filters", filters, 1)
         self.kernel_size = windows.pair("Conv2D", "kernel_size", kernel_size, 1)
         self.stride = windows.pair("Conv2D", "stride", stride, 1)
@@ -66,19 +79,24 @@ class Conv2D(Layer):
                              else checks.number("Conv2D", "weight_decay", weight_decay, 0))
 
     def window_for(self, input_shape: Shape) -> windows.Window:
-        """The sliding window on inputs of ``input_shape`` (C, H, W), padding resolved."""
+        """The sliding window on inputs of ``input_shape`` ((C, H, W), or (H, W, C) for
+        channels-last), padding resolved."""
         return windows.make_window(self, input_shape, self.kernel_size, self.stride,
                                    self.dilation, self.padding)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        """(C, H, W) -> (filters, H_out, W_out)."""
-        return (self.filters, *self.window_for(input_shape).output_size(*input_shape[1:]))
+        """(C, H, W) -> (filters, H_out, W_out); channels-last (H, W, C) ->
+        (H_out, W_out, filters)."""
+        _, height, width = windows.image_shape(self, input_shape)
+        out_h, out_w = self.window_for(input_shape).output_size(height, width)
+        return windows.in_format(self.data_format, (self.filters, out_h, out_w))
 
     def build(self, input_shape: Shape, context: BuildContext) -> None:
         """Create the kernel (filters, C, k_h, k_w) and the bias (filters,)."""
         super().build(input_shape, context)
         self.window = self.window_for(self.input_shape)
-        channels = self.input_shape[0]
+        self.image_shape = windows.image_shape(self, self.input_shape)  # (C, H, W)
+        channels = self.image_shape[0]
         area = self.kernel_size[0] * self.kernel_size[1]
         fan_in, fan_out = channels * area, self.filters * area
         init = initializers.resolve_kernel(self.kernel_initializer, context.next_layer)
@@ -93,12 +111,15 @@ class Conv2D(Layer):
             if self.use_bias else None)
 
     def forward(self, ctx: Context, x: Array) -> Array:
-        """z = X Ŵ + b, returned as (N, filters, H_out, W_out); keeps the window rows X."""
+        """z = X Ŵ + b, returned as (N, filters, H_out, W_out) (channels-last:
+        (N, H_out, W_out, filters)); keeps the window rows X."""
         xp = self.xp
         batch = int(x.shape[0])
-        _, out_h, out_w = self.output_shape
-        taps = self.kernel_size[0] * self.kernel_size[1] * self.input_shape[0]
-        rows = xp.reshape(self.backend.unfold(x, self.window), (batch * out_h * out_w, taps))
+        out_h, out_w = self.window.output_size(*self.image_shape[1:])
+        taps = self.kernel_size[0] * self.kernel_size[1] * self.image_shape[0]
+        image = windows.to_channels_first(xp, x, self.data_format)
+        rows = xp.reshape(self.backend.unfold(image, self.window),
+                          (batch * out_h * out_w, taps))
         # Ŵ[(p, q, c), f] = W[f, c, p, q]: the row order of unfold's windows
         matrix = xp.reshape(xp.permute_dims(self.kernel.value, (2, 3, 1, 0)),
                             (taps, self.filters))
@@ -106,15 +127,17 @@ class Conv2D(Layer):
         if self.bias is not None:
             z += self.bias.value  # z is a fresh array: add in place, no temporary
         ctx.rows = rows
-        return xp.permute_dims(xp.reshape(z, (batch, out_h, out_w, self.filters)),
-                               (0, 3, 1, 2))
+        z = xp.reshape(z, (batch, out_h, out_w, self.filters))  # channels-last already
+        return z if self.data_format == "channels_last" else xp.permute_dims(z, (0, 3, 1, 2))
 
     def backward(self, ctx: Context, grad_output: Array) -> Array | None:
         """Adds dL/dW (from Xᵀ G) and dL/db = Σ G; returns dL/dx = fold(G Ŵᵀ)."""
         xp = self.xp
-        channels = self.input_shape[0]
+        channels = self.image_shape[0]
         k_h, k_w = self.kernel_size
-        grad_rows = xp.reshape(xp.permute_dims(grad_output, (0, 2, 3, 1)), (-1, self.filters))
+        grad_last = (grad_output if self.data_format == "channels_last"
+                     else xp.permute_dims(grad_output, (0, 2, 3, 1)))
+        grad_rows = xp.reshape(grad_last, (-1, self.filters))
         if self.trainable:
             # (Xᵀ G)ᵀ = Gᵀ X, of shape (F, k_h·k_w·C), back to the kernel's (F, C, k_h, k_w)
             grad_matrix_t = xp.matmul(grad_rows.T, ctx.rows)
@@ -126,8 +149,9 @@ class Conv2D(Layer):
             return None
         # dL/dx = fold(G Ŵᵀ), with Ŵᵀ as one (F, C) matrix per tap (p, q)
         taps = xp.permute_dims(self.kernel.value, (2, 3, 0, 1))
-        input_shape = (int(grad_output.shape[0]), *self.input_shape)
-        return self.backend.fold_product(grad_rows, taps, input_shape, self.window)
+        input_shape = (int(grad_output.shape[0]), *self.image_shape)
+        grad_input = self.backend.fold_product(grad_rows, taps, input_shape, self.window)
+        return windows.from_channels_first(xp, grad_input, self.data_format)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
@@ -142,4 +166,5 @@ class Conv2D(Layer):
             "kernel_initializer": initializers.serialize_kernel(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "weight_decay": self.weight_decay,
+            "data_format": self.data_format if self.data_format_given else None,
         }

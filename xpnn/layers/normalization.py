@@ -6,7 +6,8 @@ from typing import Any
 
 from xpnn import checks, initializers
 from xpnn.errors import ShapeError
-from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape, batch_shape
+from xpnn.layers import windows
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
 
 
 class BatchNorm(Layer):
@@ -151,17 +152,28 @@ class BatchNorm(Layer):
 
 
 class BatchNorm2D(BatchNorm):
-    """Batch normalisation of each channel of NCHW images: the same formulas, forward and
+    """Batch normalisation of each channel of images: the same formulas, forward and
     backward, as :class:`BatchNorm`, with one γ, β, running mean and running variance per
     channel C and the statistics taken over the m = N·H·W values of that channel (the batch
-    and every pixel)."""
+    and every pixel). ``data_format``: None or ``"channels_first"`` (NCHW: the channels are
+    axis 1) or ``"channels_last"`` (NHWC: the last axis), as in
+    :class:`~xpnn.layers.Conv2D`."""
 
-    feature_axis = 1
+    def __init__(self, *, momentum: float = 0.9, epsilon: float = 1e-5, center: bool = True,
+                 scale: bool = True, data_format: str | None = None, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(momentum=momentum, epsilon=epsilon, center=center, scale=scale,
+                         name=name, trainable=trainable)
+        self.data_format = windows.data_format_argument("BatchNorm2D", data_format)
+        self.data_format_given = data_format is not None
+        self.feature_axis = -1 if self.data_format == "channels_last" else 1
 
     def build(self, input_shape: Shape, context: BuildContext) -> None:
-        """Create γ, β and the running statistics, one per channel of (C, H, W) inputs."""
-        if len(input_shape) != 3:
-            raise ShapeError(
-                f"layer '{self.name}' (BatchNorm2D) takes images of shape (batch, channels, "
-                f"height, width), received inputs of shape {batch_shape(input_shape)}")
+        """Create γ, β and the running statistics, one per channel of the images."""
+        windows.image_shape(self, input_shape)  # refuses what is not an image
         super().build(input_shape, context)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {**super().get_config(),
+                "data_format": self.data_format if self.data_format_given else None}
