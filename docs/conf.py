@@ -239,19 +239,23 @@ MODULE_PAGES = {
 
 def write_module_pages(app: Any) -> None:
     """Write docs/api/generated/<module>.rst for every module named in a module-table of
-    docs/api/ (only where the content changed, so that incremental builds stay cheap)."""
+    docs/api/ (only where the content changed, so that incremental builds stay cheap), and
+    remove the pages of modules no table names any more."""
     api = Path(app.srcdir) / "api"
     generated = api / "generated"
     generated.mkdir(exist_ok=True)
-    for page in sorted(api.glob("*.rst")):
-        for block in _TABLE.findall(page.read_text(encoding="utf-8")):
-            for name in block.split():
-                title = f"``{name}``"
-                body = MODULE_PAGES.get(name, f".. automodule:: {name}\n")
-                content = f"{title}\n{'=' * len(title)}\n\n{body}"
-                stub = generated / f"{name}.rst"
-                if not stub.exists() or stub.read_text(encoding="utf-8") != content:
-                    stub.write_text(content, encoding="utf-8")
+    names = [name for page in sorted(api.glob("*.rst"))
+             for block in _TABLE.findall(page.read_text(encoding="utf-8"))
+             for name in block.split()]
+    for name in names:
+        title = f"``{name}``"
+        body = MODULE_PAGES.get(name, f".. automodule:: {name}\n")
+        content = f"{title}\n{'=' * len(title)}\n\n{body}"
+        stub = generated / f"{name}.rst"
+        if not stub.exists() or stub.read_text(encoding="utf-8") != content:
+            stub.write_text(content, encoding="utf-8")
+    for stale in set(generated.glob("*.rst")) - {generated / f"{name}.rst" for name in names}:
+        stale.unlink()
 
 
 def setup(app: Any) -> None:
