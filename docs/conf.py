@@ -186,9 +186,9 @@ def resolve_reference(app: Any, env: Any, node: Any, contnode: Any) -> Any:
     if not node.get("refspecific"):
         suffix = "." + target.lstrip("~.")
         matches = [name for name in domain.objects if name.endswith(suffix)]
-        if len(matches) == 1:
-            return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
-                                       matches[0], node, contnode)
+        if len(matches) == 1:  # "obj": a type alias in an annotation is documented as data
+            return domain.resolve_xref(env, node["refdoc"], app.builder, "obj", matches[0],
+                                       node, contnode)
     return None
 
 
