@@ -55,6 +55,7 @@ from xpnn.gradcheck import GradcheckResult, gradcheck
 from xpnn.graph import Context, Input, SymbolicTensor
 from xpnn.history import History
 from xpnn.layers import (
+    GELU,
     GRU,
     LSTM,
     Add,
@@ -70,10 +71,14 @@ from xpnn.layers import (
     Flatten,
     GlobalAveragePool2D,
     Layer,
+    LayerNormalization,
     LeakyReLU,
     MaxPool2D,
+    MultiHeadAttention,
     Multiply,
+    PaddingMask,
     Parameter,
+    PositionalEmbedding,
     ReLU,
     Sigmoid,
     SimpleRNN,
@@ -95,6 +100,7 @@ from xpnn.optimizers import SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, RMSPr
 from xpnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 
 __all__ = [
+    "GELU",
     "GRU",
     "LSTM",
     "SGD",
@@ -135,6 +141,7 @@ __all__ = [
     "LRFinderResult",
     "LabelError",
     "Layer",
+    "LayerNormalization",
     "LeakyReLU",
     "LearningRateScheduler",
     "MaxPool2D",
@@ -142,11 +149,14 @@ __all__ = [
     "Model",
     "ModelCheckpoint",
     "Momentum",
+    "MultiHeadAttention",
     "Multiply",
     "Nesterov",
     "NonFiniteError",
     "NotReadyError",
+    "PaddingMask",
     "Parameter",
+    "PositionalEmbedding",
     "RMSProp",
     "ReLU",
     "Sequential",
