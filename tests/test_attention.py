@@ -531,6 +531,13 @@ def test_the_mask_errors_say_what_to_do():
         layer(x_host)
 
 
+def test_a_boolean_mask_is_not_a_model_output():
+    ids = xpnn.Input((5,))
+    mask = xpnn.PaddingMask()(ids)
+    with pytest.raises(xpnn.GraphError, match=r"output 'padding_mask\S*' holds bool values"):
+        xpnn.Model(ids, mask)
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: xpnn.Softmax(axis=0), "axis 0 is the batch axis"),
     (lambda: xpnn.LayerNormalization(axis=0), "axis 0 is the batch axis"),

@@ -252,8 +252,9 @@ class Graph:
     docstring). ``owner`` names the model in error messages.
 
     Refused with a :class:`~xpnn.errors.GraphError`: inputs that are not :func:`Input`
-    tensors, an output that depends on an Input that is not among ``inputs``, an input that
-    no output depends on, two different layers (or two inputs) with one name, a cycle.
+    tensors, outputs that are not floats (a layer's boolean mask), an output that depends on
+    an Input that is not among ``inputs``, an input that no output depends on, two different
+    layers (or two inputs) with one name, a cycle.
     """
 
     def __init__(self, inputs: Sequence[SymbolicTensor], outputs: Sequence[SymbolicTensor],
@@ -273,6 +274,12 @@ class Graph:
                 raise GraphError(f"{where}: input '{tensor.name}' is the output of layer "
                                  f"'{tensor.node.layer.name}'; a model's inputs come from "
                                  "xpnn.Input")
+        for tensor in self.outputs:
+            if tensor.node is not None and tensor.dtype is not None:
+                raise GraphError(f"{where}: output '{tensor.name}' holds {tensor.dtype} "
+                                 f"values (layer '{tensor.node.layer.name}'), but a model's "
+                                 "outputs are floats of its dtype; use it as another layer's "
+                                 "input")
         _refuse_duplicates(where, "inputs", [t.name for t in self.inputs], self.inputs)
         self.nodes = self._collect(where)
         self.layers: list[GraphLayer] = []
