@@ -10,6 +10,7 @@ standard functions, that a backend may specialise.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -485,3 +486,138 @@ class Backend(ABC):
         if ignore_index is None:
             return grad
         return xp.where(labels != ignore_index, grad, 0.0)
+
+    # == attention kernels: GELU's erf and scaled dot-product attention ====================
+
+    def erf(self, x: Any) -> Any:
+        """erf(x) = (2/√π) ∫₀ˣ e^{−t²} dt elementwise, in ``x``'s dtype (GELU's exact form);
+        the Array API standard has no erf.
+
+        Generic version: two polynomials (:func:`erf_polynomials`) and ``where``::
+
+            |x| < 2:        erf(x) = x · P(x²)
+            2 ≤ |x| < c:    erf(x) = sign(x) · (1 − e^{−x²} R(|x|))
+            |x| ≥ c:        erf(x) = sign(x)     (erfc(c) is below the dtype's resolution)
+
+        with P ≈ erf(√u)/√u on u ∈ [0, 4] and R ≈ erfc(x)·e^{x²} on [2, c], c = 6 in float64
+        and 4 in float32; each argument is clipped to its polynomial's interval first, so no
+        branch overflows. Error below 3e-15 in float64 (a few float32 ulps in float32).
+        """
+        xp = self.xp
+        name = self.dtype_name(x.dtype)
+        small, large, cutoff = erf_polynomials(name)
+        magnitude = xp.abs(x)
+        near = xp.minimum(magnitude, 2.0)
+        inner = x * _horner(small, (near * near - 2.0) * 0.5)
+        clipped = xp.clip(magnitude, 2.0, cutoff)
+        half = (cutoff - 2.0) * 0.5
+        tail = 1.0 - xp.exp(-clipped * clipped) * _horner(large, (clipped - (2.0 + half))
+                                                          * (1.0 / half))
+        outer = xp.where(magnitude >= cutoff, 1.0, tail)
+        outer = xp.where(x < 0, -outer, outer)
+        return xp.where(magnitude < 2.0, inner, outer)
+
+    def attention(self, q: Any, k: Any, v: Any, scale: float, mask: Any = None,
+                  keep: Any = None) -> tuple[Any, Any]:
+        """Scaled dot-product attention over the last two axes, any leading (batch, head)
+        axes: ``q`` (..., T_q, d_k), ``k`` (..., T_k, d_k), ``v`` (..., T_k, d_v)::
+
+            S = s · Q Kᵀ                              s = ``scale`` (1/√d_k)
+            A_ij = e^{S_ij − m_i} / Σ_{j'} e^{S_ij' − m_i}   over the allowed j (m_i: row max)
+            O = (A ⊙ D) V                              D = ``keep`` (dropout), else 1
+
+        ``mask``: booleans broadcastable to (..., T_q, T_k), True where query i may attend
+        key j (None: everywhere); a row with no allowed key gets weights 0 (and output 0),
+        not NaN. ``keep``: the scaled dropout mask m/(1 − p) of A's shape, or None. Returns
+        ``(O, A)``; A (before dropout) is what :meth:`attention_backward` needs.
+
+        Generic version: the formulas with standard functions, masked scores set to −∞
+        before the row maximum.
+        """
+        xp = self.xp
+        scores = xp.matmul(q, xp.matrix_transpose(k)) * scale
+        if mask is not None:
+            scores = xp.where(mask, scores, -math.inf)
+        row_max = xp.max(scores, axis=-1, keepdims=True)
+        if mask is not None:  # a fully masked row: shift by 0, so e^{−∞} = 0 everywhere
+            row_max = xp.where(row_max == -math.inf, 0.0, row_max)
+        exponentials = xp.exp(scores - row_max)
+        total = xp.sum(exponentials, axis=-1, keepdims=True)
+        if mask is not None:
+            total = xp.where(total == 0.0, 1.0, total)
+        weights = exponentials / total
+        dropped = weights if keep is None else weights * keep
+        return xp.matmul(dropped, v), weights
+
+    def attention_backward(self, grad_output: Any, q: Any, k: Any, v: Any, weights: Any,
+                           scale: float, keep: Any = None, grad_weights: Any = None
+                           ) -> tuple[Any, Any, Any]:
+        """dL/dQ, dL/dK, dL/dV of :meth:`attention`, given G = dL/dO, the weights A it
+        returned, the same ``scale`` and ``keep``, and optionally dL/dA from elsewhere
+        (``grad_weights``: the attention scores as an output of their own)::
+
+            dL/dV = (A ⊙ D)ᵀ G
+            dL/dA = (G Vᵀ) ⊙ D (+ grad_weights)
+            dL/dS = A ⊙ (dL/dA − Σ_j dL/dA_ij A_ij)        (softmax's Jacobian, row by row)
+            dL/dQ = s · dL/dS K        dL/dK = s · dL/dSᵀ Q
+
+        Masked entries have A = 0, hence dL/dS = 0: no gradient flows through them.
+
+        Generic version: these formulas with standard functions.
+        """
+        xp = self.xp
+        dropped = weights if keep is None else weights * keep
+        grad_v = xp.matmul(xp.matrix_transpose(dropped), grad_output)
+        grad_weights_total = xp.matmul(grad_output, xp.matrix_transpose(v))
+        if keep is not None:
+            grad_weights_total = grad_weights_total * keep
+        if grad_weights is not None:
+            grad_weights_total = grad_weights_total + grad_weights
+        row_dot = xp.sum(grad_weights_total * weights, axis=-1, keepdims=True)
+        grad_scores = weights * (grad_weights_total - row_dot)
+        grad_q = xp.matmul(grad_scores, k) * scale
+        grad_k = xp.matmul(xp.matrix_transpose(grad_scores), q) * scale
+        return grad_q, grad_k, grad_v
+
+
+def _horner(coefficients: tuple[float, ...], s: Any) -> Any:
+    """Σ_n c_n sⁿ by Horner's rule (``coefficients`` from the constant term up)."""
+    total = coefficients[-1] * s + coefficients[-2]
+    for c in reversed(coefficients[:-2]):
+        total = total * s + c
+    return total
+
+
+@functools.cache
+def erf_polynomials(dtype: str) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """The polynomials of the generic :meth:`Backend.erf` for ``dtype``, in powers of the
+    variable mapped onto [−1, 1]: P(u) ≈ erf(√u)/√u for u ∈ [0, 4] with s = (u − 2)/2, and
+    R(x) ≈ erfc(x)·e^{x²} for x ∈ [2, c] with s = (x − (2 + c)/2)/((c − 2)/2); and the
+    cutoff c beyond which erf(x) = ±1 in ``dtype``.
+
+    Computed once, on the host, by interpolating Python's ``math.erf`` / ``math.erfc`` at
+    Chebyshev points (degrees 19 and 20 in float64, where they reach the interpolated
+    functions' own accuracy, about 1e-15; 10 and 10 in float32, on [2, 4]) and converting to
+    powers of s, which is well conditioned here (the coefficients stay below 1).
+    """
+    from numpy.polynomial import chebyshev
+
+    double = dtype == "float64"
+    cutoff = 6.0 if double else 4.0
+    small_degree, large_degree = (19, 20) if double else (10, 10)
+    erf, erfc = np.vectorize(math.erf), np.vectorize(math.erfc)
+
+    def scaled_erf(s: np.ndarray) -> np.ndarray:  # erf(√u)/√u, u = 2s + 2 ∈ (0, 4]
+        root = np.sqrt(2.0 * s + 2.0)
+        return erf(root) / root
+
+    centre, half = (2.0 + cutoff) / 2.0, (cutoff - 2.0) / 2.0
+
+    def scaled_erfc(s: np.ndarray) -> np.ndarray:  # erfc(x) e^{x²}, x = centre + half·s
+        x = centre + half * s
+        return erfc(x) * np.exp(x * x)
+
+    # Chebyshev points of the first kind never touch s = −1 (u = 0), where erf(√u)/√u is 0/0
+    small = chebyshev.cheb2poly(chebyshev.chebinterpolate(scaled_erf, small_degree))
+    large = chebyshev.cheb2poly(chebyshev.chebinterpolate(scaled_erfc, large_degree))
+    return tuple(map(float, small)), tuple(map(float, large)), cutoff

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from benchmarks import hand, torch_impl, xpnn_impl
-from benchmarks.specs import adam_spec, lenet_spec, mlp_spec, tiny_spec
+from benchmarks.specs import adam_spec, lenet_spec, mlp_spec, tiny_spec, transformer_spec
 from benchmarks.timing import Runner
 
 #: Implementation names: the framework, the hand-written floor, the reference framework.
@@ -101,10 +101,29 @@ def _lenet_case(name: str, batch_size: int, device: str, quick: bool) -> Case:
                  "parameters": spec.parameters})
 
 
+def _transformer_case(name: str, large: bool, device: str, quick: bool) -> Case:
+    spec = transformer_spec(quick, large)
+    x, y = spec.data()
+    flops = spec.epoch_flops()
+    return Case(
+        name, f"GPT {spec.blocks} blocks, d_model {spec.d_model}, {spec.heads} heads, "
+        f"T {spec.time}, batch {spec.batch_size}, {spec.steps} steps per pass", "step",
+        spec.steps,
+        {XPNN: lambda: xpnn_impl.transformer_runner(spec, x, y, device),
+         TORCH: lambda: torch_impl.transformer_runner(spec, x, y, device)},
+        flops=flops, flops_computed=flops,
+        details={"blocks": spec.blocks, "d_model": spec.d_model, "heads": spec.heads,
+                 "time": spec.time, "ff": spec.ff, "vocab": spec.vocab,
+                 "batch_size": spec.batch_size, "samples": spec.samples, "steps": spec.steps,
+                 "parameters": spec.parameters,
+                 "layers": "pre-LN blocks: causal multi-head self-attention, GELU (tanh) FFN; "
+                           "learned positions; Adam; no dropout"})
+
+
 #: Every case by name, in table order: a function of (device, quick) that builds it. A new
-#: case (the planned ``transformer``) is one more entry here, with its spec in
-#: ``specs.py``, its implementations in ``xpnn_impl.py`` / ``torch_impl.py``, and its name
-#: in :data:`DEFAULT_CASES` for the devices it suits (see the README, "Adding a case").
+#: case is one more entry here, with its spec in ``specs.py``, its implementations in
+#: ``xpnn_impl.py`` / ``torch_impl.py``, and its name in :data:`DEFAULT_CASES` for the
+#: devices it suits (see the README, "Adding a case").
 CASES: dict[str, Callable[[str, bool], Case]] = {
     "mlp128": lambda device, quick: _mlp_case("mlp128", 128, device, quick),
     "mlp32": lambda device, quick: _mlp_case("mlp32", 32, device, quick),
@@ -113,15 +132,19 @@ CASES: dict[str, Callable[[str, bool], Case]] = {
     "adam10m": _adam_case,
     "lenet": lambda device, quick: _lenet_case("lenet", 64, device, quick),
     "lenet256": lambda device, quick: _lenet_case("lenet256", 256, device, quick),
+    "transformer": lambda device, quick: _transformer_case("transformer", False, device, quick),
+    "transformer512": lambda device, quick: _transformer_case("transformer512", True, device,
+                                                              quick),
 }
 CASE_NAMES = tuple(CASES)
 
 #: The cases each device type runs unless ``--only`` names others: on a CPU the issue's
 #: sizes; on a GPU the batch-128 MLP of the issue's target, then batches sized for a large
-#: GPU (MLP at 1024, CNN at 256), the per-step overhead and the Adam step.
+#: GPU (MLP at 1024, CNN at 256, a 4-block d_model-512 GPT at T 256), the per-step overhead
+#: and the Adam step.
 DEFAULT_CASES: dict[str, tuple[str, ...]] = {
-    "cpu": ("mlp128", "mlp32", "tiny", "adam10m", "lenet"),
-    "cuda": ("mlp128", "mlp1024", "tiny", "adam10m", "lenet256"),
+    "cpu": ("mlp128", "mlp32", "tiny", "adam10m", "lenet", "transformer"),
+    "cuda": ("mlp128", "mlp1024", "tiny", "adam10m", "lenet256", "transformer512"),
 }
 
 

@@ -22,6 +22,7 @@ TARGETS = (
     ("cpu", "lenet", "vs_torch", 1.5, "<="),
     ("cuda", "lenet", "vs_torch", 1.5, "<="),
     ("cuda", "lenet256", "vs_torch", 1.5, "<="),
+    ("cpu", "transformer", "vs_torch", 1.3, "<="),
 )
 
 

@@ -138,6 +138,55 @@ class LeNetSpec:
         return x, y
 
 
+@dataclass(frozen=True)
+class TransformerSpec:
+    """A small GPT: token embedding plus learned positions, ``blocks`` pre-LN Transformer
+    blocks (causal multi-head self-attention, a GELU feed-forward network of width ``ff``,
+    residual adds), a final LayerNorm and a Dense to the vocabulary; trained for one epoch
+    of ``samples`` random sequences of length ``time`` (next-token targets, also random) in
+    batches of ``batch_size`` by softmax cross-entropy and Adam. No dropout. The GELU is the
+    tanh form in both frameworks (see the README for why)."""
+
+    samples: int
+    batch_size: int = 32
+    time: int = 64
+    d_model: int = 128
+    heads: int = 4
+    blocks: int = 2
+    ff: int = 512
+    vocab: int = 64
+    learning_rate: float = 1e-3
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch."""
+        return math.ceil(self.samples / self.batch_size)
+
+    @property
+    def parameters(self) -> int:
+        """The number of trainable scalars."""
+        d, ff = self.d_model, self.ff
+        block = (4 * d * d + 4 * d) + (2 * d * ff + ff + d) + 4 * d  # attention, FFN, 2 LNs
+        return (self.vocab * d + self.time * d + self.blocks * block + 2 * d
+                + d * self.vocab + self.vocab)
+
+    def epoch_flops(self) -> float:
+        """Matrix-product FLOPs of one epoch, 3 × the forward's (forward, dL/dW, dL/dx):
+        per token and block 2·(3d² + d² + 2·d·ff) for the projections and the FFN and
+        2·2·T·d for the attention products (Q Kᵀ and A V over T keys), and 2·d·vocab for
+        the output layer. Softmax, LayerNorm and GELU are not counted."""
+        d = self.d_model
+        block = 2 * (4 * d * d + 2 * d * self.ff) + 4 * self.time * d
+        per_token = self.blocks * block + 2 * d * self.vocab
+        return 3.0 * self.samples * self.time * per_token
+
+    def data(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Random token ids (samples, time) and next-token targets of the same shape."""
+        rng = np.random.default_rng(seed)
+        ids = rng.integers(0, self.vocab, size=(self.samples, self.time + 1), dtype=np.int64)
+        return ids[:, :-1].copy(), ids[:, 1:].copy()
+
+
 #: The issue's MLP: 784-512-512-10 on 60,000 MNIST-shaped samples (669,706 parameters).
 MLP_SIZES = (784, 512, 512, 10)
 #: The per-step overhead probe: a 2-16-16-1 net at batch 8.
@@ -170,3 +219,13 @@ def adam_spec(quick: bool) -> AdamSpec:
     if quick:
         return AdamSpec(ADAM_SHAPES_QUICK, steps=3)
     return AdamSpec(ADAM_SHAPES, steps=10)
+
+
+def transformer_spec(quick: bool, large: bool = False) -> TransformerSpec:
+    """The issue's GPT (2 blocks, d_model 128, 4 heads, T 64, batch 32) on 20 batches per
+    pass (3 with ``quick``); ``large``: the GPU-sized one, 4 blocks, d_model 512, 8 heads,
+    T 256, batch 64, 20 batches (2 with ``quick``)."""
+    if large:
+        return TransformerSpec(64 * (2 if quick else 20), batch_size=64, time=256,
+                               d_model=512, heads=8, blocks=4, ff=2048)
+    return TransformerSpec(32 * (3 if quick else 20))

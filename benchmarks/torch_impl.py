@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.specs import AdamSpec, LeNetSpec, MLPSpec
+from benchmarks.specs import AdamSpec, LeNetSpec, MLPSpec, TransformerSpec
 from benchmarks.timing import Runner, Unavailable
 
 _torch: Any = None
@@ -161,6 +161,70 @@ def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> 
             x_batch = x_dev.index_select(0, rows)
             optimizer.zero_grad()
             loss = criterion(model(x_batch), y_dev.index_select(0, rows))
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * x_batch.shape[0]
+        float(total)
+
+    return Runner(run, sync, _resetter(model, optimizer))
+
+
+def build_transformer(spec: TransformerSpec, target: Any) -> Any:
+    """The GPT of :class:`TransformerSpec` in PyTorch: ``nn.Embedding`` plus a learned
+    position table, ``nn.TransformerEncoder`` of ``nn.TransformerEncoderLayer(d_model,
+    heads, ff, dropout=0, activation=GELU('tanh'), batch_first=True, norm_first=True)``
+    (pre-LN) run with a causal mask, a final ``nn.LayerNorm`` and ``nn.Linear``."""
+    torch = load_torch()
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class GPT(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(spec.vocab, spec.d_model)
+            self.positions = nn.Parameter(0.02 * torch.randn(spec.time, spec.d_model))
+            layer = nn.TransformerEncoderLayer(
+                spec.d_model, spec.heads, spec.ff, dropout=0.0,
+                activation=nn.GELU(approximate="tanh"), batch_first=True, norm_first=True)
+            self.blocks = nn.TransformerEncoder(layer, spec.blocks,
+                                                enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(spec.d_model)
+            self.head = nn.Linear(spec.d_model, spec.vocab)
+            self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(
+                spec.time))
+
+        def forward(self, ids: Any) -> Any:
+            h = self.embed(ids) + self.positions
+            h = self.blocks(h, mask=self.causal, is_causal=True)
+            return self.head(self.norm(h))
+
+    return GPT().to(target)
+
+
+def transformer_runner(spec: TransformerSpec, x: np.ndarray, y: np.ndarray,
+                       device: str) -> Runner:
+    """The GPT of :func:`build_transformer` for one epoch per pass, by the loop of
+    :func:`mlp_runner` with ``torch.optim.Adam`` and ``CrossEntropyLoss`` over every
+    position."""
+    torch = load_torch()
+    target, sync = torch_device(device)
+    model = build_transformer(spec, target)
+    criterion = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+    x_dev = torch.from_numpy(x).to(target)
+    y_dev = torch.from_numpy(y).to(target)
+
+    def run(index: int) -> None:
+        order = torch.from_numpy(np.random.default_rng(1000 + index).permutation(spec.samples))
+        order = order.to(target)
+        total = torch.zeros((), device=target)
+        for start in range(0, spec.samples, spec.batch_size):
+            rows = order[start:start + spec.batch_size]
+            x_batch = x_dev.index_select(0, rows)
+            optimizer.zero_grad()
+            logits = model(x_batch)
+            loss = criterion(logits.reshape(-1, spec.vocab),
+                             y_dev.index_select(0, rows).reshape(-1))
             loss.backward()
             optimizer.step()
             total += loss.detach() * x_batch.shape[0]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import xpnn
-from benchmarks.specs import AdamSpec, LeNetSpec, MLPSpec
+from benchmarks.specs import AdamSpec, LeNetSpec, MLPSpec, TransformerSpec
 from benchmarks.timing import Runner, Unavailable
 
 _LOSSES = {"softmax_crossentropy": "softmax_crossentropy",
@@ -112,6 +112,41 @@ def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> 
     model = xpnn.Sequential(layers, device=device, seed=0)
     model.compile("softmax_crossentropy", xpnn.Momentum(spec.learning_rate, spec.momentum))
     model.build(x.shape[1:])
+    x_dev, y_dev = _on_device(model, x, y)
+
+    def run(index: int) -> None:
+        model.fit(x_dev, y_dev, epochs=1, batch_size=spec.batch_size, verbose=0,
+                  shuffle=True, seed=1000 + index)
+
+    return Runner(run, model.backend.synchronize, resetter(model))
+
+
+def build_transformer(spec: TransformerSpec, device: str) -> xpnn.Model:
+    """The GPT of :class:`TransformerSpec` as a graph model: ``Embedding`` +
+    ``PositionalEmbedding``, then per block ``x + MultiHeadAttention(LayerNormalization(x))``
+    (causal) and ``x + Dense(GELU(Dense(LayerNormalization(x))))``, a final
+    ``LayerNormalization`` and ``Dense(vocab)``; compiled with softmax cross-entropy and
+    Adam, seed 0."""
+    ids = xpnn.Input((spec.time,), name="ids")
+    x = xpnn.PositionalEmbedding(spec.time, spec.d_model)(
+        xpnn.Embedding(spec.vocab, spec.d_model)(ids))
+    for _ in range(spec.blocks):
+        attended = xpnn.MultiHeadAttention(spec.heads, spec.d_model // spec.heads,
+                                           causal=True)(xpnn.LayerNormalization()(x))
+        x = xpnn.Add()([x, attended])
+        hidden = xpnn.GELU("tanh")(xpnn.Dense(spec.ff)(xpnn.LayerNormalization()(x)))
+        x = xpnn.Add()([x, xpnn.Dense(spec.d_model)(hidden)])
+    logits = xpnn.Dense(spec.vocab)(xpnn.LayerNormalization()(x))
+    model = xpnn.Model(ids, logits, device=device, seed=0)
+    model.compile("softmax_crossentropy", xpnn.Adam(spec.learning_rate))
+    return model
+
+
+def transformer_runner(spec: TransformerSpec, x: np.ndarray, y: np.ndarray,
+                       device: str) -> Runner:
+    """One pass is ``model.fit`` for one epoch of the GPT of :class:`TransformerSpec`."""
+    _backend_or_unavailable(device)
+    model = build_transformer(spec, device)
     x_dev, y_dev = _on_device(model, x, y)
 
     def run(index: int) -> None:

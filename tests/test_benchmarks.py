@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -19,17 +20,19 @@ pytestmark = requires_repository
 def test_quick_benchmark_writes_its_table_and_json(tmp_path):
     """The CPU cases and the GPU-sized ones (mlp1024, lenet256) at --quick sizes on the CPU,
     one timed pass each: the harness, the cases' sizes and their JSON records, without a
-    GPU."""
+    GPU (the GPU-sized transformer512 would take minutes here: its sizes are checked
+    below)."""
     out = tmp_path / "results.json"
     run = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "tiny", "--only", "adam10m",
-         "--only", "lenet", "--only", "mlp1024", "--only", "lenet256",
+         "--only", "lenet", "--only", "mlp1024", "--only", "lenet256", "--only", "transformer",
          "--device", "cpu", "--repeats", "1", "--json", str(out)],
         cwd=REPOSITORY, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert "tiny" in run.stdout and "adam10m" in run.stdout and "targets:" in run.stdout
-    assert "cpu     lenet     xpnn" in run.stdout
-    assert "cpu     mlp1024   xpnn" in run.stdout and "cpu     lenet256  xpnn" in run.stdout
+    for case in ("lenet", "mlp1024", "lenet256", "transformer"):  # columns fit the longest
+        assert re.search(rf"cpu +{case} +xpnn ", run.stdout), case
+    assert re.search(r"cpu +transformer +torch ", run.stdout)
     results = json.loads(out.read_text())
     assert results["machine"] and "peaks" in json.dumps(results)
     batches = {record["case"]: record["title"] for record in results["results"]
@@ -44,6 +47,11 @@ def test_the_gpu_list_is_sized_for_a_large_gpu():
     assert sizes["mlp1024"]["batch_size"] == 1024 and sizes["mlp1024"]["samples"] == 60_000
     assert sizes["lenet256"]["batch_size"] == 256 and sizes["lenet256"]["steps"] == 50
     assert "mlp128" in sizes  # the issue's GPU target
+    assert (sizes["transformer512"]["d_model"], sizes["transformer512"]["time"],
+            sizes["transformer512"]["blocks"]) == (512, 256, 4)
+    cpu = make_case("transformer", "cpu", quick=False).details
+    assert (cpu["blocks"], cpu["d_model"], cpu["heads"], cpu["time"], cpu["batch_size"]) == (
+        2, 128, 4, 64, 32)
     quick = {name: make_case(name, "cuda", quick=True).details for name in ("mlp1024",
                                                                             "lenet256")}
     assert quick["mlp1024"]["steps"] == 4 and quick["lenet256"]["steps"] == 5

@@ -44,3 +44,23 @@ def test_vanishing_gradients_quick(monkeypatch, tmp_path, capsys, lane):
         assert np.all(result["norms_before"] > 0)
     text = capsys.readouterr().out
     assert "test MSE" in text and "before -> after training" in text
+
+
+def test_char_transformer_quick(monkeypatch, tmp_path, capsys, lane):
+    pytest.importorskip("matplotlib", reason="the attention maps need matplotlib (xpnn[plot])")
+    out = tmp_path / "attention.png"
+    result = run_example(monkeypatch, "char_transformer.py", "--quick", "--device", lane.device,
+                         "--out", str(out))
+    text = capsys.readouterr().out
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert "--- temperature 0.5 ---" in text and "--- temperature 1.0 ---" in text
+    assert "  gpt " in text and "  lstm " in text and "  unigram " in text
+    for name in ("gpt", "lstm"):
+        run = result[name]
+        assert run["epochs"] >= 1 and np.isfinite(run["val_loss"]) and np.isfinite(run["loss"])
+        # a budget of seconds: near a uniform guess, and no worse than it by much
+        assert run["val_loss"] < result["uniform"] + 0.5
+    # the training text's character frequencies beat a uniform guess
+    assert result["unigram"] < result["uniform"]
+    for sample in result["samples"].values():
+        assert sample.startswith("Shall I compare thee") and len(sample) == 20 + 40

@@ -199,6 +199,21 @@ LAYER_CASES = {
     "TimeDistributed Softmax": (lambda: [xpnn.TimeDistributed(xpnn.Softmax())], (5, 3)),
     "TimeDistributed BatchNorm": (lambda: [xpnn.TimeDistributed(xpnn.BatchNorm())], (5, 3)),
     "TimeDistributed Flatten": (lambda: [xpnn.TimeDistributed(xpnn.Flatten())], (5, 2, 3)),
+    "Softmax axis 1": (lambda: [xpnn.Softmax(axis=1)], (3, 6)),
+    "Softmax axis -2 of 4": (lambda: [xpnn.Softmax(axis=-2)], (2, 3, 6)),
+    "GELU": (lambda: [xpnn.GELU()], (4, 6)),
+    "GELU tanh": (lambda: [xpnn.GELU("tanh")], (4, 6)),
+    "LayerNormalization": (lambda: [xpnn.LayerNormalization()], (4, 6)),
+    "LayerNormalization axes (1, 2), no center": (
+        lambda: [xpnn.LayerNormalization(axis=(1, 2), center=False)], (4, 6)),
+    "LayerNormalization axis 1 (transposed), no scale": (
+        lambda: [xpnn.LayerNormalization(axis=1, scale=False, epsilon=1e-3)], (4, 6)),
+    "PositionalEmbedding": (lambda: [xpnn.PositionalEmbedding(9, 6)], (5, 6)),
+    "PositionalEmbedding sinusoidal": (
+        lambda: [xpnn.PositionalEmbedding(9, 6, "sinusoidal")], (5, 6)),
+    "MultiHeadAttention": (lambda: [xpnn.MultiHeadAttention(2, 3)], (5, 6)),
+    "MultiHeadAttention causal, value_dim 4, no bias": (
+        lambda: [xpnn.MultiHeadAttention(3, 2, 4, causal=True, use_bias=False)], (5, 6)),
 }
 
 
@@ -264,8 +279,53 @@ def _token_graph():
     return xpnn.Model(ids, xpnn.Dense(2)(xpnn.Flatten()(joined)))
 
 
+def _transformer(approximate="none", **options):
+    """A pre-LN block on token ids with padding (id 0): the mask from the Embedding, causal
+    attention, learned positions, a GELU feed-forward network."""
+    ids = xpnn.Input((6,), name="ids")
+    embed = xpnn.Embedding(11, 8, mask_zero=True)
+    x = xpnn.PositionalEmbedding(8, 8)(embed(ids))
+    attended = xpnn.MultiHeadAttention(2, 4, causal=True)(
+        xpnn.LayerNormalization()(x), padding_mask=embed.compute_mask(ids))
+    x = xpnn.Add()([x, attended])
+    hidden = xpnn.GELU(approximate)(xpnn.Dense(16)(xpnn.LayerNormalization()(x)))
+    x = xpnn.Add()([x, xpnn.Dense(8)(hidden)])
+    return xpnn.Model(ids, xpnn.Dense(11, name="logits")(xpnn.LayerNormalization()(x)),
+                      **options)
+
+
+def _cross_attention():
+    """Cross-attention [query, value, key] with a boolean mask input and the scores as a
+    second output."""
+    query, value = xpnn.Input((4, 6), name="query"), xpnn.Input((5, 3), name="value")
+    key, valid = xpnn.Input((5, 2), name="key"), xpnn.Input((5,), dtype="bool", name="valid")
+    y, scores = xpnn.MultiHeadAttention(2, 3, return_attention_scores=True)(
+        [query, value, key], padding_mask=valid)
+    return xpnn.Model([query, value, key, valid], [xpnn.Dense(2, name="head")(y), scores])
+
+
 GRAPH_CASES = {"residual": _residual, "siamese": _siamese, "two heads": _two_heads,
-               "recurrent states": _recurrent_states, "tokens": _token_graph}
+               "recurrent states": _recurrent_states, "tokens": _token_graph,
+               "transformer": _transformer, "cross attention": _cross_attention}
+
+
+def graph_feeds(model, batch, rng):
+    """Inputs for a graph model: token ids, masks (each sample keeps some steps; the first
+    sample's first step is padding) or floats."""
+    feeds = []
+    for spec in model.input_specs:
+        shape = (batch, *spec.shape)
+        if spec.dtype == "bool":
+            feed = rng.random(shape) > 0.3
+            feed[:, -1] = True
+            feed[0, 0] = False
+        elif spec.integer:
+            feed = rng.integers(0, 11, shape)
+            feed[0, :2] = 0
+        else:
+            feed = rng.normal(0.0, 1.0, shape).astype(np.float32)
+        feeds.append(feed)
+    return feeds
 
 
 @pytest.mark.parametrize("case", GRAPH_CASES)
@@ -279,9 +339,7 @@ def test_graph_models_match_predict(case):
     runner = session(proto)
     rng = np.random.default_rng(3)
     for batch in BATCHES:
-        feeds = [rng.integers(0, 11, (batch, *spec.shape)) if spec.integer
-                 else rng.normal(0.0, 1.0, (batch, *spec.shape)).astype(np.float32)
-                 for spec in model.input_specs]
+        feeds = graph_feeds(model, batch, rng)
         expected = model.predict(feeds if len(feeds) > 1 else feeds[0])
         expected = expected if isinstance(expected, list) else [expected]
         actual = runner.run(None, dict(zip(model.input_names, feeds, strict=True)))
@@ -435,6 +493,74 @@ def test_sequence_models_run_at_other_lengths(name):
             np.testing.assert_allclose(run_ort(proto, x), twin.predict(x),
                                        err_msg=f"length {length}, batch {batch}",
                                        **ONNX["float32"])
+
+
+def test_a_transformer_graph_runs_at_other_lengths():
+    """The time axis stays symbolic through positions, masks and causal attention: shorter
+    sequences give what the same weights give in a model built for that length."""
+    model = _transformer()
+    perturb(model, std=0.3)
+    proto = xo.to_onnx(model)
+    assert dims(proto.graph.input[0]) == ["batch", "time"]
+    runner = session(proto)
+    rng = np.random.default_rng(5)
+    for length in (3, 6):
+        config = model.get_config()
+        config["inputs"][0]["shape"] = [length]
+        twin = xpnn.Model.from_config(config)
+        twin.set_weights(model.get_weights())
+        ids = rng.integers(0, 11, (4, length))
+        ids[0, :1] = 0
+        np.testing.assert_allclose(runner.run(None, {"ids": ids})[0], twin.predict(ids),
+                                   err_msg=f"length {length}", **ONNX["float32"])
+
+
+@pytest.mark.parametrize("opset", [17, 20, 21])
+def test_gelu_is_erf_or_tanh_before_opset_20_and_gelu_from_it(opset):
+    for approximate in ("none", "tanh"):
+        model = built([xpnn.Dense(6), xpnn.GELU(approximate)], (4,))
+        proto = xo.to_onnx(model, opset=opset)
+        ops = {node.op_type for node in proto.graph.node}
+        if opset >= 20:
+            gelu = next(node for node in proto.graph.node if node.op_type == "Gelu")
+            assert onnx.helper.get_attribute_value(gelu.attribute[0]).decode() == approximate
+        else:
+            assert "Gelu" not in ops and ("Erf" if approximate == "none" else "Tanh") in ops
+        check_against_predict(model, proto)
+
+
+def test_layer_normalization_needs_opset_17():
+    model = built([xpnn.LayerNormalization()], (4,))
+    with pytest.raises(xo.ExportError, match=r"LayerNormalization\) needs opset 17"):
+        xo.to_onnx(model, opset=16)
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_a_float64_transformer_exports_as_double(opset):
+    """In double (LayerNormalization as its formula, ReduceMean's axes an attribute before
+    opset 18 and an input from it), with GELU's tanh form: ONNX Runtime's CPU provider has
+    no double Erf."""
+    model = _transformer("tanh", dtype="float64")
+    perturb(model, std=0.3)
+    proto = xo.to_onnx(model, opset=opset)
+    assert "LayerNormalization" not in {node.op_type for node in proto.graph.node}
+    ids = np.random.default_rng(1).integers(0, 11, (7, 6))
+    ids[0, 0] = 0
+    np.testing.assert_allclose(session(proto).run(None, {"ids": ids})[0], model.predict(ids),
+                               **ONNX["float64"])
+
+
+def test_a_missing_causal_mask_would_be_caught(monkeypatch):
+    """The tolerance sees the causal mask: the same model exported as if not causal fails."""
+    model = _transformer()
+    perturb(model, std=0.3)
+    attention = next(layer for layer in model.layers
+                     if isinstance(layer, xpnn.MultiHeadAttention))
+    monkeypatch.setattr(attention, "causal", False)
+    wrong = xo.to_onnx(model)
+    monkeypatch.setattr(attention, "causal", True)
+    ids = np.random.default_rng(2).integers(1, 11, (5, 6))
+    assert np.abs(session(wrong).run(None, {"ids": ids})[0] - model.predict(ids)).max() > 1e-3
 
 
 # -- names, shapes and the time axis ----------------------------------------------------------

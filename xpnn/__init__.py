@@ -58,6 +58,7 @@ from xpnn.gradcheck import GradcheckResult, gradcheck
 from xpnn.graph import Context, Input, SymbolicTensor
 from xpnn.history import History
 from xpnn.layers import (
+    GELU,
     GRU,
     LSTM,
     Add,
@@ -73,10 +74,14 @@ from xpnn.layers import (
     Flatten,
     GlobalAveragePool2D,
     Layer,
+    LayerNormalization,
     LeakyReLU,
     MaxPool2D,
+    MultiHeadAttention,
     Multiply,
+    PaddingMask,
     Parameter,
+    PositionalEmbedding,
     ReLU,
     Sigmoid,
     SimpleRNN,
@@ -100,6 +105,7 @@ from xpnn.schedules import CosineDecay, ExponentialDecay, StepDecay
 from xpnn.selftest import test
 
 __all__ = [
+    "GELU",
     "GRU",
     "LSTM",
     "SGD",
@@ -140,6 +146,7 @@ __all__ = [
     "LRFinderResult",
     "LabelError",
     "Layer",
+    "LayerNormalization",
     "LeakyReLU",
     "LearningRateScheduler",
     "MaxPool2D",
@@ -148,12 +155,15 @@ __all__ = [
     "Model",
     "ModelCheckpoint",
     "Momentum",
+    "MultiHeadAttention",
     "Multiply",
     "Nesterov",
     "NonFiniteError",
     "NotReadyError",
     "OutOfMemoryError",
+    "PaddingMask",
     "Parameter",
+    "PositionalEmbedding",
     "PredictionError",
     "RMSProp",
     "ReLU",

@@ -52,6 +52,7 @@ class GraphLayer(Protocol):
     name: str
     calls: int
     checks_values: bool
+    output_dtype: str | None
     built: bool
     input_shape: Any
     backend: Any
@@ -203,11 +204,12 @@ def record_call(layer: GraphLayer, inputs: Any) -> SymbolicTensor | list[Symboli
     node.multiple_outputs = isinstance(output_shape, list)
     base = layer.name if layer.calls == 0 else f"{layer.name}_{layer.calls}"
     layer.calls += 1
+    dtype = layer.output_dtype
     if node.multiple_outputs:
-        node.outputs = [SymbolicTensor(shape, None, node, index, f"{base}/{index}")
+        node.outputs = [SymbolicTensor(shape, dtype, node, index, f"{base}/{index}")
                         for index, shape in enumerate(output_shape)]
         return list(node.outputs)
-    node.outputs = [SymbolicTensor(output_shape, None, node, 0, base)]
+    node.outputs = [SymbolicTensor(output_shape, dtype, node, 0, base)]
     return node.outputs[0]
 
 
@@ -250,8 +252,9 @@ class Graph:
     docstring). ``owner`` names the model in error messages.
 
     Refused with a :class:`~xpnn.errors.GraphError`: inputs that are not :func:`Input`
-    tensors, an output that depends on an Input that is not among ``inputs``, an input that
-    no output depends on, two different layers (or two inputs) with one name, a cycle.
+    tensors, outputs that are not floats (a layer's boolean mask), an output that depends on
+    an Input that is not among ``inputs``, an input that no output depends on, two different
+    layers (or two inputs) with one name, a cycle.
     """
 
     def __init__(self, inputs: Sequence[SymbolicTensor], outputs: Sequence[SymbolicTensor],
@@ -271,6 +274,12 @@ class Graph:
                 raise GraphError(f"{where}: input '{tensor.name}' is the output of layer "
                                  f"'{tensor.node.layer.name}'; a model's inputs come from "
                                  "xpnn.Input")
+        for tensor in self.outputs:
+            if tensor.node is not None and tensor.dtype is not None:
+                raise GraphError(f"{where}: output '{tensor.name}' holds {tensor.dtype} "
+                                 f"values (layer '{tensor.node.layer.name}'), but a model's "
+                                 "outputs are floats of its dtype; use it as another layer's "
+                                 "input")
         _refuse_duplicates(where, "inputs", [t.name for t in self.inputs], self.inputs)
         self.nodes = self._collect(where)
         self.layers: list[GraphLayer] = []
@@ -350,10 +359,13 @@ class Graph:
         for slot, index in last_use.items():
             if slot not in kept:
                 self.steps[index].drop.append(slot)
+        #: The slots of tensors that are not floats (token ids, masks): they never carry a
+        #: gradient.
         self.integer_slots = set()
-        for index, tensor in enumerate(self.inputs):
+        tensors = [*self.inputs, *(t for node in self.nodes for t in node.outputs)]
+        for tensor in tensors:
             if tensor.dtype is not None and tensor.dtype not in ("float32", "float64"):
-                self.integer_slots.add(index)
+                self.integer_slots.add(slots[id(tensor)])
 
     def _chain(self) -> list[Any] | None:
         if len(self.inputs) != 1 or len(self.outputs) != 1:
@@ -386,7 +398,7 @@ class Graph:
                 upstream = (bool(step.layer.trainable_parameters())
                             or any(needs[slot] for slot in step.input_slots))
                 for slot in step.output_slots:
-                    needs[slot] = upstream
+                    needs[slot] = upstream and slot not in self.integer_slots
             per_step = [tuple(needs[slot] for slot in step.input_slots) for step in self.steps]
             plan = self._needs_cache[key] = (needs, per_step)
         return plan
@@ -541,6 +553,7 @@ def _check_outputs(node: Node, outputs: list[Array]) -> None:
         if tuple(array.shape[1:]) != tensor.shape:
             raise ShapeError(f"{where} returned shape {tuple(array.shape)}, but its "
                              f"compute_output_shape promised {(None, *tensor.shape)}")
-        if array.dtype != layer.dtype:
+        expected = layer.dtype if tensor.dtype is None else layer.backend.dtype(tensor.dtype)
+        if array.dtype != expected:
             raise DTypeError(f"{where} returned dtype {layer.backend.dtype_name(array.dtype)}, "
-                             f"expected {layer.dtype_name}")
+                             f"expected {tensor.dtype or layer.dtype_name}")

