@@ -133,6 +133,11 @@ class Layer:
     #: Whether ``check_input`` looks at the values of every batch (Embedding's id range), so
     #: that a graph runs it on every call, not only on its first run.
     checks_values: ClassVar[bool] = False
+    #: Whether the layer's training forward and backward take part in collective operations
+    #: over the ranks of a distributed fit (a synchronized BatchNorm, see
+    #: :mod:`xpnn.distributed`): every rank must then run them in every step, also a rank
+    #: whose share of the batch is empty.
+    collective: bool = False
 
     def __init__(self, *, name: str | None = None, trainable: bool = True) -> None:
         self.name = name or unique_name(snake_case(type(self).__name__))
