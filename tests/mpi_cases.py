@@ -111,8 +111,13 @@ def train(name, distributed):
     history = model.fit(x, y, verbose=1 if distributed else 0, callbacks=[recorder],
                         distributed=distributed, **kwargs, **extra)
     evaluation = model.evaluate(x, y, batch_size=48, distributed=distributed)
-    return {"weights": model.get_weights(), "history": history.history,
-            "events": recorder.events, "evaluate": evaluation}
+    result = {"weights": model.get_weights(), "history": history.history,
+              "events": recorder.events, "evaluate": evaluation}
+    if distributed:  # which sum the gradients went through
+        group = xpnn.distributed.DataParallel.for_backend(xpnn.distributed.world(),
+                                                          model.backend)
+        result["shared_memory"] = group._buffer.shared is not None
+    return result
 
 
 # -- the programs ------------------------------------------------------------------------------
@@ -169,6 +174,37 @@ def case_fault(out, where):
     model.fit(x, y, epochs=1000, batch_size=16, verbose=0, distributed=True,
               callbacks=[Fail(1)])
     return {}
+
+
+class StopOnRank(xpnn.Callback):
+    """Sets ``stop_training`` on one rank only, after batch 2 of the first epoch."""
+
+    def __init__(self, rank):
+        super().__init__()
+        self.rank = rank
+
+    def on_batch_end(self, batch, logs):
+        if batch == 2 and xpnn.distributed.rank() == self.rank:
+            self.model.stop_training = True
+
+
+def case_agreement(out):
+    """A stop asked for on rank 1 only stops both ranks after the same batch; callbacks
+    given to rank 0 only are refused on every rank (Horovod's habit of checkpointing from
+    rank 0 would leave the other ranks out of the checkpoint's collective)."""
+    x, y = vectors(400)
+    model = dense_tanh()
+    model.fit(x, y, epochs=3, batch_size=16, seed=0, verbose=0, distributed=True,
+              callbacks=[StopOnRank(1)])
+    result = {"position": (model.fit_position.epoch, model.fit_position.batch),
+              "weights": model.get_weights()}
+    only_rank_0 = ([xpnn.ModelCheckpoint(Path(out) / "c.xpnn")]
+                   if xpnn.distributed.is_main() else [])
+    try:
+        model.fit(x, y, epochs=1, verbose=0, distributed=True, callbacks=only_rank_0)
+    except ValueError as error:
+        result["refused"] = str(error)
+    return result
 
 
 class Kill(xpnn.Callback):

@@ -1,11 +1,13 @@
 """Data-parallel training (``xpnn.distributed``).
 
-Under ``mpiexec -n 2`` (marker ``mpi``; skipped with the reason where mpi4py or ``mpiexec``
-is missing): two ranks train in float64 as one process does, within 1e-12, with identical
-parameters and Histories on both ranks (plain Dense/Tanh/Momentum at global batch 64 with an
-uneven last batch, an odd batch size, synchronized BatchNorm and BatchNorm2D, a rank with an
-empty share); a rank that raises ends the job quickly; a job killed in the middle of an
-epoch and resumed with two ranks ends where the uninterrupted job does, bit for bit.
+Under ``mpiexec`` (marker ``mpi``; skipped with the reason where mpi4py or ``mpiexec`` is
+missing): two ranks (and four, as two pretend machines) train in float64 as one process
+does, within 1e-12, with identical parameters and Histories on every rank, the gradients
+summed through shared memory or MPI's Allreduce (plain Dense/Tanh/Momentum at global batch
+64 with an uneven last batch, an odd batch size, synchronized BatchNorm and BatchNorm2D, a
+rank with an empty share); a rank that raises ends the job quickly; a job killed in the
+middle of an epoch and resumed with two ranks ends where the uninterrupted job does, bit
+for bit.
 
 Without MPI: ``distributed=True`` is a no-op with a notice; the sharding, the gradient
 buffer (also staged through the host for a device MPI cannot read, with a stand-in
@@ -380,11 +382,11 @@ def mpi(test):
     return pytest.mark.mpi(pytest.mark.skipif(MPIEXEC is None, reason=NO_MPI or "")(test))
 
 
-def run_ranks(out, *args, ranks=2, timeout=240, program=None):
+def run_ranks(out, *args, ranks=2, timeout=240, program=None, env=None):
     """``mpiexec -n ranks python tests/mpi_cases.py ARGS`` (or ``program``), one BLAS thread
     per rank; returns the completed process and its wall time."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), **(env or {})}
     command = [MPIEXEC, "-n", str(ranks), sys.executable,
                *(program or [str(CASES), args[0], str(out), *args[1:]])]
     start = time.perf_counter()
@@ -407,44 +409,56 @@ def _history_difference(left, right):
     return max(abs(a - b) for key in left for a, b in zip(left[key], right[key], strict=True))
 
 
-@pytest.fixture(scope="module")
-def equivalence(tmp_path_factory):
+#: How the gradients are summed: (ranks, environment, through shared memory?). ``shared``:
+#: one machine's shared-memory window (the default); ``allreduce``: MPI's Allreduce;
+#: ``two_machines``: 4 ranks as 2 pretend machines of 2, shared memory on each and
+#: Allreduce between them.
+TRANSPORTS = {"shared": (2, {}, True), "allreduce": (2, {"XPNN_MPI_SHM": "0"}, False),
+              "two_machines": (4, {"XPNN_MPI_RANKS_PER_NODE": "2"}, True)}
+
+
+@pytest.fixture(scope="module", params=list(TRANSPORTS))
+def equivalence(request, tmp_path_factory):
     if MPIEXEC is None:
         pytest.skip(NO_MPI)
+    ranks, env, shared = TRANSPORTS[request.param]
     out = tmp_path_factory.mktemp("equivalence")
-    result, _ = run_ranks(out, "equivalence", ",".join(mpi_cases.EQUIVALENCE))
+    result, _ = run_ranks(out, "equivalence", ",".join(mpi_cases.EQUIVALENCE), ranks=ranks,
+                          env=env)
     assert result.returncode == 0, result.stderr
-    return result, load_ranks(out, "equivalence")
+    return result, load_ranks(out, "equivalence", ranks), shared
 
 
 @mpi
 @pytest.mark.parametrize("name", list(mpi_cases.EQUIVALENCE))
-def test_two_ranks_train_as_one_process_does(equivalence, name):
-    """Weights after 3 epochs within 1e-12 of one process; identical on both ranks; the
+def test_n_ranks_train_as_one_process_does(equivalence, name):
+    """Weights after 3 epochs within 1e-12 of one process; identical on every rank; the
     same History, callback logs (epochs and batches, with the batch loss) and evaluation
-    on both ranks, within 1e-12 of one process's."""
-    _, ranks = equivalence
+    on every rank, within 1e-12 of one process's."""
+    _, ranks, shared = equivalence
     single = mpi_cases.train(name, distributed=False)
-    first, second = (rank[name] for rank in ranks)
+    first = ranks[0][name]
+    assert all(rank[name]["shared_memory"] is shared for rank in ranks)
     assert _max_difference(first["weights"], single["weights"]) < 1e-12
-    for left, right in zip(first["weights"], second["weights"], strict=True):
-        np.testing.assert_array_equal(left, right)
-    assert first["history"] == second["history"]
+    for other in ranks[1:]:
+        for left, right in zip(first["weights"], other[name]["weights"], strict=True):
+            np.testing.assert_array_equal(left, right)
+        assert first["history"] == other[name]["history"]
+        assert first["events"] == other[name]["events"]
+        assert first["evaluate"] == other[name]["evaluate"]
     assert _history_difference(first["history"], single["history"]) < 1e-12
-    assert first["events"] == second["events"]
     assert [event[:2] for event in first["events"]] == [event[:2] for event in
                                                         single["events"]]
     for mine, theirs in zip(first["events"], single["events"], strict=True):
         assert mine[2].keys() == theirs[2].keys()
         assert max(abs(mine[2][key] - theirs[2][key]) for key in mine[2]) < 1e-12
-    assert first["evaluate"] == second["evaluate"]
     assert max(abs(first["evaluate"][key] - single["evaluate"][key])
                for key in single["evaluate"]) < 1e-12
 
 
 @mpi
 def test_only_rank_0_prints_the_progress(equivalence):
-    result, _ = equivalence
+    result, _, _ = equivalence
     epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch 1/3")]
     assert len(epochs) == len(mpi_cases.EQUIVALENCE)
 
@@ -471,6 +485,19 @@ def test_per_replica_batchnorm_and_dropout_keep_the_ranks_identical(tmp_path):
     assert first["history"] == second["history"]
     assert first["dropout_state"] != second["dropout_state"]
     assert not np.array_equal(first["first_mask"], second["first_mask"])
+
+
+@mpi
+def test_the_ranks_agree_on_stopping_and_on_their_callbacks(tmp_path):
+    result, _ = run_ranks(tmp_path, "agreement")
+    assert result.returncode == 0, result.stderr
+    first, second = load_ranks(tmp_path, "agreement")
+    assert first["position"] == second["position"] == (0, 3)
+    for left, right in zip(first["weights"], second["weights"], strict=True):
+        np.testing.assert_array_equal(left, right)
+    assert first["refused"] == second["refused"]
+    assert "rank 0: ['ModelCheckpoint'], rank 1: []" in first["refused"]
+    assert not (tmp_path / "c.xpnn").exists()
 
 
 @mpi

@@ -283,6 +283,123 @@ class Communicator:
         sys.stderr.flush()
         self.comm.Abort(code)
 
+    def shared_sum(self, count: int, dtype: np.dtype) -> SharedMemorySum | None:
+        """A :class:`SharedMemorySum` of ``count`` numbers of ``dtype`` over the ranks, or
+        None where it cannot be used (then sum with :meth:`allreduce_`). Collective."""
+        return SharedMemorySum.create(self, count, dtype)
+
+
+#: Shared-memory sums are used when the window needs at most this share of the free space
+#: of /dev/shm (where MPI places shared memory on Linux).
+SHARED_MEMORY_SHARE = 0.5
+
+
+class SharedMemorySum:
+    """Sums of one buffer of ``count`` numbers over the ranks through an MPI shared-memory
+    window on each machine, instead of ``Allreduce``.
+
+    The window of a machine with L ranks holds L slots and a result, each ``count`` numbers.
+    Rank l writes its numbers into its slot (:attr:`mine`; the gradient buffer *is* that
+    slot, so packing the gradients is the only copy), then :meth:`sum`: after a barrier,
+    rank l adds up the l-th L-th of every slot into the result, in slot order; with several
+    machines, the ranks with local rank l sum their part across machines with one
+    ``Allreduce`` (each carries 1/L of the buffer: a hierarchical sum); after a second
+    barrier every rank reads the whole result (:attr:`result`; the summed gradients are
+    views into it). Each number is added once, so every rank reads the same bits.
+
+    Why: the MPICH wheel's ``Allreduce`` of a 2.7 MB buffer between two processes of one
+    machine took 2.5–3.5 ms here (it copies through small shared-memory cells); this reads
+    each slot once and writes the result once, about 0.3 ms (``benchmarks/README.md``).
+    The result may be read until the next :meth:`sum`'s first barrier, and a slot written
+    again after the previous :meth:`sum` returned.
+
+    :meth:`create` returns None (``Allreduce`` is used instead) when ``XPNN_MPI_SHM`` is
+    ``0``, when the machines have different numbers of ranks, when the window would take
+    more than half of the free space of /dev/shm, or when MPI refuses the window.
+    ``XPNN_MPI_RANKS_PER_NODE=k`` treats each k consecutive ranks as one machine (how the
+    tests exercise the sum across machines on one).
+    """
+
+    def __init__(self, comm: Communicator, node: Any, cross: Any, window: Any,
+                 count: int, dtype: np.dtype) -> None:
+        self._mpi = comm._mpi
+        self.node, self.cross, self.window = node, cross, window
+        local, ranks = node.Get_rank(), node.Get_size()
+        memory, _ = window.Shared_query(0)
+        flat = np.frombuffer(memory, dtype=dtype, count=(ranks + 1) * count)
+        self.slots = flat[:ranks * count].reshape(ranks, count)
+        #: This rank's slot: write the numbers to sum here.
+        self.mine = self.slots[local]
+        #: The sums, after :meth:`sum`.
+        self.result = flat[ranks * count:]
+        base, extra = divmod(count, ranks)
+        start = local * base + min(local, extra)
+        self.part = slice(start, start + base + (local < extra))
+
+    @classmethod
+    def create(cls, comm: Communicator, count: int, dtype: np.dtype
+               ) -> SharedMemorySum | None:
+        """The sum for ``comm``'s ranks, or None on every rank where it cannot be used
+        (see the class docstring). Collective."""
+        MPI = comm._mpi
+        dtype = np.dtype(dtype)
+        per_node = os.environ.get("XPNN_MPI_RANKS_PER_NODE", "")
+        if per_node.isdigit() and int(per_node) > 0:  # pretend machines of k ranks (tests)
+            node = comm.comm.Split(comm.rank // int(per_node), comm.rank)
+        else:
+            node = comm.comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.rank)
+        ranks = node.Get_size()
+        nbytes = (ranks + 1) * count * dtype.itemsize
+        usable = os.environ.get("XPNN_MPI_SHM", "1") != "0" and _shared_memory_fits(nbytes)
+        layout = comm.allgather((ranks, usable))
+        if len({size for size, _ in layout}) > 1 or not all(ok for _, ok in layout):
+            node.Free()
+            return None
+        cross = comm.comm.Split(node.Get_rank(), comm.rank)
+        try:
+            window = MPI.Win.Allocate_shared(nbytes if node.Get_rank() == 0 else 0,
+                                             dtype.itemsize, comm=node)
+        except MPI.Exception:  # every rank of the machine gets the error
+            node.Free()
+            cross.Free()
+            return None
+        window.Lock_all(MPI.MODE_NOCHECK)
+        return cls(comm, node, cross, window, count, dtype)
+
+    def _fence(self) -> None:
+        self.window.Sync()
+        self.node.Barrier()
+        self.window.Sync()
+
+    def sum(self) -> np.ndarray:
+        """Σ over every rank's :attr:`mine`, into :attr:`result` (returned). Collective."""
+        self._fence()
+        part = self.result[self.part]
+        np.copyto(part, self.slots[0, self.part])
+        for slot in self.slots[1:]:
+            np.add(part, slot[self.part], out=part)
+        if self.cross.Get_size() > 1:
+            self.cross.Allreduce(self._mpi.IN_PLACE, part, op=self._mpi.SUM)
+        self._fence()
+        return self.result
+
+    def free(self) -> None:
+        """Release the window and the communicators. Collective."""
+        self.window.Unlock_all()
+        self.window.Free()
+        self.node.Free()
+        self.cross.Free()
+
+
+def _shared_memory_fits(nbytes: int) -> bool:
+    """Whether ``nbytes`` of shared memory are at most ``SHARED_MEMORY_SHARE`` of what
+    /dev/shm has free (True where there is no /dev/shm to ask)."""
+    try:
+        stat = os.statvfs("/dev/shm")
+    except OSError:
+        return True
+    return nbytes <= SHARED_MEMORY_SHARE * stat.f_bavail * stat.f_frsize
+
 
 # == one process, and N ======================================================================
 
@@ -304,7 +421,7 @@ class Replicas:
         """The batch-order seed every rank uses."""
         return seed
 
-    def check_same(self, what: str, value: int) -> None:
+    def check_same(self, what: str, value: Any) -> None:
         """Check that every rank has the same ``value`` (one process always has)."""
 
     def on_main(self, task: Callable[[], T]) -> T:
@@ -423,10 +540,10 @@ class DataParallel(Replicas):
             seed = int(np.random.SeedSequence().entropy)
         return self.comm.broadcast(seed if self.is_main else None)
 
-    def check_same(self, what: str, value: int) -> None:
+    def check_same(self, what: str, value: Any) -> None:
         """Raise ValueError on every rank unless all ranks have the same ``value``."""
         values = self.comm.allgather(value)
-        if len(set(values)) > 1:
+        if any(other != values[0] for other in values):
             raise self.agreed(ValueError(
                 f"the ranks of a distributed fit need the same data, but their {what} "
                 f"differ: {', '.join(f'rank {r}: {v}' for r, v in enumerate(values))}"))
@@ -514,12 +631,16 @@ class DataParallel(Replicas):
         return indices[start:start + base + (self.rank < extra)]
 
     def reduce_gradients(self, params: Sequence[Parameter]) -> None:
-        """Replace every parameter's gradient by its sum over the ranks: one in-place sum of
-        one flat buffer (a parameter without a gradient on a rank counts as zeros there and
-        stays without one only if no rank has one)."""
+        """Replace every parameter's gradient by its sum over the ranks: one sum of one flat
+        buffer (through a :class:`SharedMemorySum` for NumPy arrays where it can be used,
+        else ``Allreduce``; a parameter without a gradient on a rank counts as zeros there
+        and stays without one only if no rank has one)."""
         buffer = self._buffer
         if buffer is None or not buffer.fits(params):
-            buffer = self._buffer = _GradientBuffer(params, self.backend)
+            if buffer is not None:
+                buffer.free()
+            shared = getattr(self.comm, "shared_sum", None)
+            buffer = self._buffer = _GradientBuffer(params, self.backend, shared)
         buffer.reduce(params, self.allreduce)
 
     def allreduce(self, array: Array) -> Array:
@@ -608,12 +729,15 @@ def _portable(error: BaseException) -> BaseException:
 
 class _GradientBuffer:
     """One flat buffer for the gradients of a list of parameters, in their order, followed
-    by one presence flag per parameter (1 where the rank has a gradient): what one
-    ``Allreduce`` sums. On a device whose arrays live in host memory (NumPy) the buffer is
-    allocated once and the parameters' summed gradients are views into it; elsewhere it is
-    assembled on the device each step."""
+    by one presence flag per parameter (1 where the rank has a gradient): what one sum over
+    the ranks reduces. On a device whose arrays live in host memory (NumPy) the buffer is
+    allocated once — as this rank's slot of a :class:`SharedMemorySum` where ``shared``
+    (a communicator's ``shared_sum``) offers one, else as a NumPy array that ``Allreduce``
+    sums in place — and the parameters' summed gradients are views into the sums;
+    elsewhere it is assembled on the device each step."""
 
-    def __init__(self, params: Sequence[Parameter], backend: Backend) -> None:
+    def __init__(self, params: Sequence[Parameter], backend: Backend,
+                 shared: Callable[[int, Any], SharedMemorySum | None] | None = None) -> None:
         self.backend = backend
         self.ids = [id(param) for param in params]
         self.shapes = [param.shape for param in params]
@@ -621,9 +745,21 @@ class _GradientBuffer:
         self.total = sum(self.sizes)
         self.dtype = params[0].value.dtype if params else None
         self.host = None
+        self.shared = None
         if backend.host_memory and params:
-            self.host = np.empty(self.total + len(params), dtype=self.dtype)
+            count = self.total + len(params)
+            self.shared = shared(count, self.dtype) if shared is not None else None
+            self.host = (self.shared.mine if self.shared is not None
+                         else np.empty(count, dtype=self.dtype))
             self.views = self._views(self.host)
+            self.summed = (self._views(self.shared.result) if self.shared is not None
+                           else self.views)
+
+    def free(self) -> None:
+        """Release the shared memory (collective, as creating it was)."""
+        if self.shared is not None:
+            self.shared.free()
+            self.shared = None
 
     def fits(self, params: Sequence[Parameter]) -> bool:
         """Whether this buffer was laid out for exactly ``params``."""
@@ -649,8 +785,8 @@ class _GradientBuffer:
                 else:
                     view.fill(0)
             flags[:] = present
-            flat = allreduce(self.host)
-            views = self.views
+            flat = self.shared.sum() if self.shared is not None else allreduce(self.host)
+            views = self.summed
         else:
             xp, native = self.backend.xp, self.backend.native_device
             parts = [xp.reshape(param.grad, (-1,)) if param.grad is not None

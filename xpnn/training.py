@@ -183,6 +183,9 @@ class Trainer:
                 validation = self._data(*_pair(validation_data, where), role="validation ")
             num_samples = int(x_data[0].shape[0])
             replicas.check_same("numbers of training samples", num_samples)
+            replicas.check_same("callbacks (every rank runs them, and ModelCheckpoint writes "
+                                "on rank 0 only by itself)",
+                                [type(hook).__name__ for hook in hooks])
             if validation is not None:
                 replicas.check_same("numbers of validation samples",
                                     int(validation[0][0].shape[0]))
@@ -266,7 +269,8 @@ class Trainer:
             if callback_list.wants_batch_loss:
                 batch_logs["loss"] = replicas.batch_loss(loss, len(rows))
             callback_list.on_batch_end(step, batch_logs)
-            self.stop_training = replicas.any(self.stop_training)
+            if callback_list.callbacks:  # only a callback stops training
+                self.stop_training = replicas.any(self.stop_training)
             if self.stop_training:
                 break
         return batch_losses
