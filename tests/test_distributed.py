@@ -5,7 +5,8 @@ missing): two ranks (and four, as two pretend machines) train in float64 as one 
 does, within 1e-12, with identical parameters and Histories on every rank, the gradients
 summed through shared memory or MPI's Allreduce (plain Dense/Tanh/Momentum at global batch
 64 with an uneven last batch, an odd batch size, synchronized BatchNorm and BatchNorm2D, a
-rank with an empty share); a rank that raises ends the job quickly; a job killed in the
+rank with an empty share, and on the strict device, whose arrays are staged through the
+host); a rank that raises ends the job quickly; a job killed in the
 middle of an epoch and resumed with two ranks ends where the uninterrupted job does, bit
 for bit.
 
@@ -438,7 +439,8 @@ def test_n_ranks_train_as_one_process_does(equivalence, name):
     _, ranks, shared = equivalence
     single = mpi_cases.train(name, distributed=False)
     first = ranks[0][name]
-    assert all(rank[name]["shared_memory"] is shared for rank in ranks)
+    assert all(rank[name]["shared_memory"] is (shared and rank[name]["host_memory"])
+               for rank in ranks)
     assert _max_difference(first["weights"], single["weights"]) < 1e-12
     for other in ranks[1:]:
         for left, right in zip(first["weights"], other[name]["weights"], strict=True):
@@ -459,7 +461,7 @@ def test_n_ranks_train_as_one_process_does(equivalence, name):
 @mpi
 def test_only_rank_0_prints_the_progress(equivalence):
     result, _, _ = equivalence
-    epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch 1/3")]
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch 1/")]
     assert len(epochs) == len(mpi_cases.EQUIVALENCE)
 
 

@@ -421,8 +421,8 @@ class Replicas:
         """The batch-order seed every rank uses."""
         return seed
 
-    def check_same(self, what: str, value: Any) -> None:
-        """Check that every rank has the same ``value`` (one process always has)."""
+    def check_same(self, values: dict[str, Any]) -> None:
+        """Check that every rank has the same ``values`` (one process always has)."""
 
     def on_main(self, task: Callable[[], T]) -> T:
         """``task()`` run on rank 0 only; its result (or exception) on every rank."""
@@ -540,13 +540,18 @@ class DataParallel(Replicas):
             seed = int(np.random.SeedSequence().entropy)
         return self.comm.broadcast(seed if self.is_main else None)
 
-    def check_same(self, what: str, value: Any) -> None:
-        """Raise ValueError on every rank unless all ranks have the same ``value``."""
-        values = self.comm.allgather(value)
-        if any(other != values[0] for other in values):
+    def check_same(self, values: dict[str, Any]) -> None:
+        """Raise ValueError on every rank unless all ranks have the same ``values`` (names
+        and values; one collective)."""
+        every = self.comm.allgather(values)
+        differ = [name for name in values if any(mine[name] != values[name] for mine in every)]
+        if differ:
             raise self.agreed(ValueError(
-                f"the ranks of a distributed fit need the same data, but their {what} "
-                f"differ: {', '.join(f'rank {r}: {v}' for r, v in enumerate(values))}"))
+                "the ranks of a distributed fit need the same data and callbacks, but these "
+                "differ: " + "; ".join(
+                    f"{name}: " + ", ".join(f"rank {rank}: {mine[name]}"
+                                            for rank, mine in enumerate(every))
+                    for name in differ)))
 
     def on_main(self, task: Callable[[], T]) -> T:
         """``task()`` run on rank 0 only; its result is sent to every rank, and an exception

@@ -182,13 +182,11 @@ class Trainer:
             if validation_data is not None:
                 validation = self._data(*_pair(validation_data, where), role="validation ")
             num_samples = int(x_data[0].shape[0])
-            replicas.check_same("numbers of training samples", num_samples)
-            replicas.check_same("callbacks (every rank runs them, and ModelCheckpoint writes "
-                                "on rank 0 only by itself)",
-                                [type(hook).__name__ for hook in hooks])
-            if validation is not None:
-                replicas.check_same("numbers of validation samples",
-                                    int(validation[0][0].shape[0]))
+            replicas.check_same({
+                "training samples": num_samples,
+                "validation samples": validation and int(validation[0][0].shape[0]),
+                "callbacks (every rank runs them; ModelCheckpoint writes on rank 0 only by "
+                "itself)": [type(hook).__name__ for hook in hooks]})
             steps = math.ceil(num_samples / batch_size)
             tally = self._tally()
             if resume_from is not None:
@@ -233,7 +231,6 @@ class Trainer:
                     self.stop_training = replicas.any(self.stop_training)
                     if self.stop_training:
                         break
-                replicas.average_statistics(self)
                 callback_list.on_train_end({})
             finally:
                 self._replicas = None
@@ -342,14 +339,15 @@ class Trainer:
         """The loss (with the L2 term) and metrics over (x, y), as a dict of floats.
 
         ``distributed=True`` (in an MPI job, every rank calling it with the same data):
-        each rank evaluates a contiguous share of the samples and the sums are combined, so
-        every rank gets the values of the whole data (see :mod:`xpnn.distributed`)."""
+        each rank evaluates a contiguous share of the samples with its own model (the same
+        on every rank after a distributed ``fit``) and the sums are combined, so every rank
+        gets the values of the whole data (see :mod:`xpnn.distributed`)."""
         self._require_compiled()
         batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
         replicas = distributed_module.replicas(distributed, self.backend)
         with self.backend.scope(), replicas.running():
             x_data, y_data = self._data(x, y)
-            replicas.check_same("numbers of evaluation samples", int(x_data[0].shape[0]))
+            replicas.check_same({"samples": int(x_data[0].shape[0])})
             return self._evaluate_data(x_data, y_data, batch_size, replicas)
 
     def test_on_batch(self, x: Any, y: Any) -> dict[str, float]:
