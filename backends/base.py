@@ -168,6 +168,9 @@ class Backend(ABC):
     device: Device
     #: The device object the namespace's ``device=`` arguments take.
     native_device: Any
+    #: Whether the arrays are NumPy arrays in host memory, which MPI reads and writes in
+    #: place (data-parallel training reduces them without a copy, see ``xpnn.distributed``).
+    host_memory: ClassVar[bool] = False
 
     # -- transfers ---------------------------------------------------------------------------
     @abstractmethod
@@ -217,6 +220,14 @@ class Backend(ABC):
     @abstractmethod
     def describe(self) -> str:
         """One line naming the library, its version and the device."""
+
+    def device_collectives(self, communicator: Any) -> Any | None:
+        """Collectives that sum this device's arrays over the ranks of ``communicator`` (an
+        ``xpnn.distributed.Communicator``) without a host copy: an object with
+        ``allreduce(array) -> array``. None (the default) where the device has none; then
+        ``xpnn.distributed`` stages each array through host memory. A collective call:
+        every rank of the communicator calls it, and all get the same kind of answer."""
+        return None
 
     # -- random numbers on the device --------------------------------------------------------
     @abstractmethod

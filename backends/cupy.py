@@ -104,6 +104,13 @@ class CupyBackend(Backend):
         return (f"cupy {self._cupy.__version__} on {self.device} ({gpu}, "
                 f"CUDA runtime {runtime // 1000}.{runtime % 1000 // 10})")
 
+    def device_collectives(self, communicator: Any) -> Any | None:
+        """NCCL sums over the ranks of ``communicator`` when every rank can load NCCL
+        (:mod:`xpnn.backends.nccl`), else None: arrays are then staged through the host."""
+        from xpnn.backends import nccl
+
+        return nccl.NcclCollectives.create(self._cupy, communicator, self.native_device)
+
     def generator(self, seed: int | None) -> CupyRandomGenerator:
         """A seeded CuPy generator drawing on this GPU."""
         return CupyRandomGenerator(self._cupy, self.native_device, seed)

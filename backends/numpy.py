@@ -19,6 +19,7 @@ class NumpyBackend(Backend):
     would add a few microseconds per call)."""
 
     name = "numpy"
+    host_memory = True
 
     def __init__(self) -> None:
         self.xp = np

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks import hand, torch_impl, xpnn_impl
+from benchmarks import hand, parallel, torch_impl, xpnn_impl
 from benchmarks.specs import adam_spec, lenet_spec, mlp_spec, tiny_spec, transformer_spec
 from benchmarks.timing import Runner
 
@@ -40,6 +40,8 @@ class Case:
     bytes: float | None = None
     samples: int | None = None
     details: dict[str, object] = field(default_factory=dict)
+    #: Adds case-specific figures to the case's records after timing (``dp128``).
+    annotate: Callable[[list[dict[str, object]]], None] | None = None
 
 
 def _mlp_case(name: str, batch_size: int, device: str, quick: bool) -> Case:
@@ -120,6 +122,26 @@ def _transformer_case(name: str, large: bool, device: str, quick: bool) -> Case:
                            "learned positions; Adam; no dropout"})
 
 
+def _data_parallel_case(device: str, quick: bool) -> Case:
+    """``mlp128``'s epoch as 1 process × 2 BLAS threads, 2 MPI ranks × 1 thread
+    (``fit(distributed=True)``) and 1 process × 1 thread (see :mod:`benchmarks.parallel`)."""
+    if device != "cpu":
+        raise ValueError("the data-parallel case runs on the CPU (--device cpu)")
+    spec = mlp_spec(128, quick)
+    groups: dict[str, parallel.WorkerGroup] = {}
+    return Case(
+        "dp128", f"MLP 784-512-512-10, batch {spec.batch_size} (global), "
+        f"{spec.samples:,} samples, data-parallel", "epoch", 1,
+        {name: (lambda name=name: parallel.runner(name, quick, groups))
+         for name in parallel.CONFIGURATIONS},
+        samples=spec.samples,
+        details={"sizes": spec.sizes, "batch_size": spec.batch_size, "samples": spec.samples,
+                 "steps": spec.steps, "parameters": spec.parameters,
+                 "configurations": {name: {"processes": p, "threads": t} for name, (p, t)
+                                    in parallel.CONFIGURATIONS.items()}},
+        annotate=lambda records: parallel.annotate(records, groups))
+
+
 #: Every case by name, in table order: a function of (device, quick) that builds it. A new
 #: case is one more entry here, with its spec in ``specs.py``, its implementations in
 #: ``xpnn_impl.py`` / ``torch_impl.py``, and its name in :data:`DEFAULT_CASES` for the
@@ -135,6 +157,7 @@ CASES: dict[str, Callable[[str, bool], Case]] = {
     "transformer": lambda device, quick: _transformer_case("transformer", False, device, quick),
     "transformer512": lambda device, quick: _transformer_case("transformer512", True, device,
                                                               quick),
+    "dp128": _data_parallel_case,
 }
 CASE_NAMES = tuple(CASES)
 
@@ -143,7 +166,7 @@ CASE_NAMES = tuple(CASES)
 #: GPU (MLP at 1024, CNN at 256, a 4-block d_model-512 GPT at T 256), the per-step overhead
 #: and the Adam step.
 DEFAULT_CASES: dict[str, tuple[str, ...]] = {
-    "cpu": ("mlp128", "mlp32", "tiny", "adam10m", "lenet", "transformer"),
+    "cpu": ("mlp128", "mlp32", "tiny", "adam10m", "lenet", "transformer", "dp128"),
     "cuda": ("mlp128", "mlp1024", "tiny", "adam10m", "lenet256", "transformer512"),
 }
 

@@ -201,11 +201,13 @@ class CpuMonitor:
             pass
         return time.perf_counter(), busy, own.ru_utime + own.ru_stime
 
-    def share(self) -> float | None:
-        """Other processes' share of all cores since construction (None if unknown)."""
+    def share(self, helpers: float = 0.0) -> float | None:
+        """Other processes' share of all cores since construction (None if unknown);
+        ``helpers`` CPU seconds of processes working for this one (the ranks of a
+        data-parallel benchmark) do not count as others'."""
         wall_0, busy_0, own_0 = self.start
         wall_1, busy_1, own_1 = self._sample()
         if busy_0 is None or busy_1 is None or wall_1 <= wall_0:
             return None
-        other = (busy_1 - busy_0) - (own_1 - own_0)
+        other = (busy_1 - busy_0) - (own_1 - own_0) - helpers
         return min(1.0, max(0.0, other / ((wall_1 - wall_0) * (os.cpu_count() or 1))))

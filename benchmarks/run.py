@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: import from the repository roo
 os.environ.setdefault("CUPY_TF32", "0")
 
 import xpnn
-from benchmarks import machine, report, torch_impl
+from benchmarks import machine, parallel, report, torch_impl
 from benchmarks.cases import CASE_NAMES, default_cases, make_case
 from benchmarks.timing import Unavailable, measure_interleaved
 
@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             noise = monitor.share()
             noise_by_case[f"{device} {name}"] = noise
             case_records = report.records_for(device, case, timings)
+            if case.annotate is not None:
+                case.annotate(case_records)
             for record in case_records:
                 record["other_cpu_share"] = noise
             for record in case_records:
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.table(records))
     print()
+    dp_lines = parallel.summary(records)
+    if dp_lines:
+        print("data-parallel (dp128):")
+        print("\n".join(dp_lines))
+        print()
     print("targets:")
     print(report.targets_text(checks))
     for line in report.peak_warnings(records, all_peaks):

@@ -35,6 +35,9 @@ class Runner:
     run: Callable[[int], None]
     sync: Callable[[], None] = field(default=lambda: None)
     reset: Callable[[], None] = field(default=lambda: None)
+    #: CPU seconds that helper processes of this implementation (the ranks of a
+    #: data-parallel run) used in its last pass: not noise from "other processes".
+    helper_cpu: Callable[[], float] = field(default=lambda: 0.0)
 
 
 @dataclass
@@ -128,7 +131,7 @@ def measure_interleaved(
             for attempt in range(retries + 1):
                 monitor = CpuMonitor()
                 seconds = timed(name, index)
-                noise = monitor.share()
+                noise = monitor.share(runners[name].helper_cpu() if name in runners else 0.0)
                 if seconds is None:
                     break
                 if (max_noise is None or noise is None or noise <= max_noise

@@ -34,6 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "nvrtc: compiles the CUDA sources with NVRTC and checks the CuPy backend's "
         "launches against them; needs CuPy and NVRTC, not a GPU (pytest -m nvrtc)")
     config.addinivalue_line(
+        "markers", "mpi: runs programs under mpiexec -n 2 (test_distributed.py); needs the mpi "
+        "extra (mpi4py and an MPI launcher), skipped with the reason without it")
+    config.addinivalue_line(
         "markers", "slow: a long test (property-based searches, training runs, examples, "
         "subprocesses), left out by python -m xpnn test --quick")
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
+import warnings
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,12 @@ import pytest
 BACKENDS = Path(importlib.import_module("xpnn.backends").__file__).resolve().parent
 #: How the backends' code refers to a CuPy module: name -> module.
 ROOT_NAMES = {"cupy": "cupy", "cupyx": "cupyx", "lib": "cupy"}
-#: ``self.<attribute>`` that holds the cupy module.
-SELF_ATTRIBUTES = {"_cupy": "cupy"}
+#: ``self.<attribute>`` that holds the cupy module (or its NCCL binding).
+SELF_ATTRIBUTES = {"_cupy": "cupy", "_nccl": "cupy.cuda.nccl"}
+#: Names the parser cannot see (methods of objects the backends keep), per module.
+EXTRA_NAMES = {"nccl.py": {"cupy.cuda.nccl.NcclCommunicator.allReduce"}}
+#: CuPy's NCCL binding, which imports only where the NCCL library loads.
+NCCL = "cupy.cuda.nccl"
 
 
 def _chain(node: ast.expr, aliases: dict[str, str]) -> str | None:
@@ -94,7 +100,8 @@ def test_the_parser_finds_cupy_names_through_every_kind_of_reference():
 
 
 def _backend_names() -> dict[str, set[str]]:
-    return {path.name: cupy_names(path.read_text()) for path in sorted(BACKENDS.glob("*.py"))}
+    return {path.name: cupy_names(path.read_text()) | EXTRA_NAMES.get(path.name, set())
+            for path in sorted(BACKENDS.glob("*.py"))}
 
 
 def test_the_backends_use_cupy_names_the_parser_sees():
@@ -116,14 +123,44 @@ def _resolve(name: str) -> object:
     return target
 
 
+def _nccl_binary_names() -> bytes | None:
+    """The compiled NCCL binding's bytes where NCCL itself does not load (then
+    ``cupy.cuda.nccl`` holds only ``available = False``, but the extension module, whose
+    string table holds every name it defines, is installed), else None."""
+    with warnings.catch_warnings():  # CuPy warns that the NCCL library cannot be loaded
+        warnings.simplefilter("ignore")
+        import cupy.cuda.nccl as nccl
+
+    if nccl.available:
+        return None
+    spec = importlib.util.find_spec("cupy_backends.cuda.libs.nccl")
+    return Path(spec.origin).read_bytes() if spec is not None and spec.origin else b""
+
+
+def test_the_nccl_names_are_audited():
+    names = _backend_names()["nccl.py"]
+    assert {"cupy.cuda.nccl.NcclCommunicator", "cupy.cuda.nccl.get_unique_id",
+            "cupy.cuda.nccl.NCCL_SUM", "cupy.cuda.nccl.NCCL_FLOAT32",
+            "cupy.cuda.get_current_stream", "cupy.ascontiguousarray"} <= names
+
+
 @pytest.mark.parametrize("module", sorted(path.name for path in BACKENDS.glob("*.py")))
 def test_every_cupy_name_exists_in_the_installed_cupy(module):
+    """Every name resolves in the installed CuPy. The names of CuPy's NCCL binding resolve
+    where NCCL loads (a GPU box with nvidia-nccl-cu12); elsewhere each must appear in the
+    compiled binding's string table."""
     cupy = pytest.importorskip("cupy", reason="CuPy is not installed: nothing to audit "
                                "(pip install 'cupy-cuda12x>=14'; the test extra brings it "
                                "on Linux x86-64)")
     names = _backend_names()[module]
+    binary = _nccl_binary_names() if any(name.startswith(NCCL + ".") for name in names) \
+        else None
     missing = []
     for name in sorted(names):
+        if binary is not None and name.startswith(NCCL + "."):
+            if name.rsplit(".", 1)[1].encode() not in binary:
+                missing.append(f"{name} (not in the compiled NCCL binding)")
+            continue
         try:
             _resolve(name)
         except (AttributeError, ImportError) as error:

@@ -570,7 +570,8 @@ def test_info_in_process_reflects_the_default_device(monkeypatch, fresh_backends
     xpnn.set_device("strict")
     lines = main.info().splitlines()
     assert lines[-1] == "default device: strict"
-    assert lines[-2].startswith("  cupy   unavailable CUDA is not usable here")
+    assert lines[-2].startswith("mpi: ")
+    assert lines[-3].startswith("  cupy   unavailable CUDA is not usable here")
 
 
 def test_info_reports_a_bad_env_var_without_failing(monkeypatch, capsys, no_cupy):
@@ -608,4 +609,11 @@ def test_python_m_xpnn_info():
         assert all(line.startswith(("  cupy   available   cupy ", "  cupy   unavailable "))
                    for line in cupy_lines)
     assert lines[-1] == "default device: cpu"
+    if importlib.util.find_spec("mpi4py") is None:
+        assert lines[-2] == ("mpi: not available: mpi4py is not installed (pip install "
+                             "'xpnn[mpi]')")
+    else:
+        assert lines[-2].startswith("mpi: ") and lines[-2].endswith(
+            "world size 1: this process was not started by an MPI launcher (mpiexec -n N "
+            "python ...)")
     assert result.stderr == ""

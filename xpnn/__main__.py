@@ -1,6 +1,7 @@
 """The ``xpnn`` command (also ``python -m xpnn``).
 
-- ``xpnn info``: versions, the backends found and their devices;
+- ``xpnn info``: versions, the backends found and their devices, the MPI library and the
+  size of the MPI job (``mpiexec -n N python -m xpnn info``);
 - ``xpnn export model.xpnn model.onnx [--opset N] [--dtype float32] [--fixed-time]``: a
   saved model (or checkpoint) as an ONNX file, through :func:`xpnn.onnx.export`;
 - ``xpnn test [--backend NAME ...] [--quick] [-- PYTEST ARGS]``: the cross-backend test
@@ -25,6 +26,7 @@ def _version(package: str) -> str:
 def info() -> str:
     """A report of versions, backends and devices, one line each."""
     import xpnn
+    from xpnn import distributed
     from xpnn.device import Device, get_backend, get_device
     from xpnn.errors import DeviceUnavailableError
 
@@ -54,6 +56,7 @@ def info() -> str:
             get_backend(Device("cuda", 0))
         except DeviceUnavailableError as error:
             lines.append(f"  cupy   unavailable {error}")
+    lines.append(f"mpi: {distributed.describe()}")
     try:
         lines.append(f"default device: {get_device()}")
     except (DeviceUnavailableError, ValueError) as error:

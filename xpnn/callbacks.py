@@ -7,6 +7,10 @@ Epoch logs hold the epoch's ``loss``, metrics, ``val_`` values and ``learning_ra
 logs hold ``size`` (the batch's sample count) and, when any callback sets
 ``wants_batch_loss = True``, the batch's ``loss`` — read from the device, so it costs one
 synchronisation per batch and is off by default.
+
+In a distributed ``fit`` (:mod:`xpnn.distributed`) callbacks run on every rank with the same
+logs (the batch loss is that of the whole global batch); their messages are printed by rank
+0 only, and ``stop_training`` set on any rank stops every rank.
 """
 
 from __future__ import annotations
@@ -16,10 +20,17 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from xpnn import checks
+from xpnn import checks, distributed
 from xpnn.schedules import Schedule
 
 Logs = dict[str, float]
+
+
+def say(*values: Any, file: Any = None) -> None:
+    """``print`` on rank 0 only: in a distributed ``fit`` every rank runs the callbacks
+    with the same logs, and one of them speaks (see :mod:`xpnn.distributed`)."""
+    if distributed.is_main():
+        print(*values, file=file)
 
 
 class Callback:
@@ -150,7 +161,7 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
-                print(f"EarlyStopping: {self.monitor} has not improved on {self.best:.4f} "
+                say(f"EarlyStopping: {self.monitor} has not improved on {self.best:.4f} "
                       f"(epoch {self.best_epoch + 1 if self.best_epoch is not None else '-'})"
                       f" for {self.wait} epochs; stopping after epoch {epoch + 1}")
 
@@ -159,7 +170,7 @@ class EarlyStopping(Callback):
         if self.best_weights is not None and self.wait > 0:
             self.model.set_weights(self.best_weights)
             if self.verbose:
-                print(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1}")
+                say(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1}")
 
 
 class LearningRateScheduler(Callback):
@@ -191,7 +202,7 @@ class LearningRateScheduler(Callback):
             "LearningRateScheduler", f"the rate its schedule returned for epoch {epoch}", rate,
             0)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: learning rate {rate:.4g}")
+            say(f"Epoch {epoch + 1}: learning rate {rate:.4g}")
 
 
 class ModelCheckpoint(Callback):
@@ -242,5 +253,5 @@ class TerminateOnNaN(Callback):
         if not math.isfinite(loss):
             self.stopped_at = (self.epoch, batch)
             self.model.stop_training = True
-            print(f"TerminateOnNaN: the loss is {loss} in epoch {self.epoch + 1}, batch "
+            say(f"TerminateOnNaN: the loss is {loss} in epoch {self.epoch + 1}, batch "
                   f"{batch + 1}; training stopped", file=sys.stderr)

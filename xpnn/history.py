@@ -99,8 +99,13 @@ class TrainingPosition:
     shuffle: bool = True
     #: (total, count) of the epoch's running loss and of each metric, for a half-done epoch.
     accumulators: list[tuple[float, int]] = field(default_factory=list)
-    #: The running loss and metrics of the fit in progress (read when a checkpoint is saved).
+    #: The running loss and metrics of the fit in progress (read when a checkpoint is saved;
+    #: when empty, ``accumulators`` is saved instead).
     live_accumulators: list[Any] = field(default_factory=list, repr=False)
+    #: In a distributed fit (``xpnn.distributed``): the device-generator positions of ranks
+    #: 1 … N−1, each a list in layer order like a file's ``generators`` (rank 0's are the
+    #: model's own); empty otherwise.
+    rank_generators: list[list[Any]] = field(default_factory=list)
 
     def start_epoch(self, rng_state: dict[str, Any]) -> None:
         """Note the batch-order generator's state at the start of the current epoch (the
@@ -128,11 +133,15 @@ class TrainingPosition:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-compatible values (the running sums only in the middle of an epoch)."""
-        sums = [a.state() for a in self.live_accumulators] if self.batch else []
-        return {"epoch": self.epoch, "batch": self.batch,
+        sums = ([a.state() for a in self.live_accumulators] if self.live_accumulators
+                else self.accumulators) if self.batch else []
+        data = {"epoch": self.epoch, "batch": self.batch,
                 "epoch_start_rng_state": self.epoch_start_rng_state,
                 "num_samples": self.num_samples, "batch_size": self.batch_size,
                 "shuffle": self.shuffle, "accumulators": [list(a) for a in sums]}
+        if self.rank_generators:
+            data["rank_generators"] = self.rank_generators
+        return data
 
     def check_compatible(self, num_samples: int, batch_size: int, shuffle: bool,
                          path: Any) -> None:
@@ -151,4 +160,6 @@ class TrainingPosition:
         """Inverse of :meth:`to_json`."""
         return cls(int(data["epoch"]), int(data["batch"]), data["epoch_start_rng_state"],
                    int(data["num_samples"]), int(data["batch_size"]), bool(data["shuffle"]),
-                   [(float(t), int(c)) for t, c in data["accumulators"]])
+                   [(float(t), int(c)) for t, c in data["accumulators"]],
+                   rank_generators=[list(states)
+                                    for states in data.get("rank_generators", [])])

@@ -433,13 +433,21 @@ class Model(Trainer):
 
     def save_checkpoint(self, path: PathLike) -> None:
         """Write a resumable checkpoint of the training so far (``fit(resume_from=...)``
-        continues from it); usually done by the ``ModelCheckpoint`` callback."""
+        continues from it); usually done by the ``ModelCheckpoint`` callback.
+
+        During a distributed ``fit`` every rank must call it (callbacks run on every rank):
+        the ranks send rank 0 their part of the position, and rank 0 alone writes the file
+        (see :mod:`xpnn.distributed`)."""
         self._require_built()
         position, history = self.fit_position, self.fit_history
         if position is None or history is None:
             raise NotReadyError(f"model '{self.name}' has not been trained with fit yet: a "
                                 "checkpoint records a training position; use save() "
                                 "otherwise")
+        if self._replicas is not None:
+            position = self._replicas.checkpoint_position(self, position)
+            if position is None:  # written by rank 0
+                return
         snapshot = self._snapshot("checkpoint")
         # the History up to the position: an interrupted epoch is trained again on resume
         snapshot.position, snapshot.history = position, history.before(position.epoch)

@@ -24,6 +24,7 @@ import numpy as np
 
 from xpnn import callbacks as callbacks_module
 from xpnn import checks
+from xpnn import distributed as distributed_module
 from xpnn import metrics as metrics_module
 from xpnn.data import batch_indices
 from xpnn.errors import NonFiniteError, NotReadyError, OutOfMemoryError, ShapeError
@@ -114,6 +115,9 @@ class Trainer:
     _single_output: bool
     _fit_position: TrainingPosition | None
     _fit_history: History | None
+    #: The ranks of the distributed ``fit`` in progress (None outside one): the model's
+    #: ``save_checkpoint`` asks them for what a checkpoint records.
+    _replicas: distributed_module.Replicas | None = None
 
     # -- the model supplies these -----------------------------------------------------------
     def trainable_parameters(self) -> list[Parameter]:  # pragma: no cover - see Model
@@ -143,6 +147,7 @@ class Trainer:
         callbacks: Sequence[callbacks_module.Callback] = (),
         checkpoint: Any = None,
         resume_from: Any = None,
+        distributed: bool = False,
     ) -> History:
         """Train until ``epochs`` epochs are done, in mini-batches of ``batch_size``.
 
@@ -165,66 +170,95 @@ class Trainer:
 
         Raises :class:`~xpnn.errors.NonFiniteError` naming the epoch and the batch if the
         loss becomes NaN or infinite (unless a callback stopped training on it).
+
+        ``distributed=True``: train data-parallel with the other processes of the MPI job
+        this script runs in (``mpiexec -n N python train.py``, every rank calling ``fit``
+        with the same data): ``batch_size`` is the global batch, each rank computes the
+        gradient of its share and the ranks sum them, so N ranks make the updates one
+        process makes (see :mod:`xpnn.distributed`). Without an MPI job of several
+        processes it does nothing but print a one-line notice.
         """
         self._require_compiled()
         where = f"model '{self.name}'"
         epochs = checks.integer(where, "epochs", epochs, 0)
         batch_size = checks.integer(where, "batch_size", batch_size, 1)
-        rng = np.random.default_rng(seed)
         hooks = list(callbacks)
         if checkpoint is not None:
             hooks.append(callbacks_module.ModelCheckpoint(checkpoint))
-        with self.backend.scope():
+        replicas = distributed_module.replicas(distributed, self.backend)
+        with self.backend.scope(), replicas.running():
+            rng = np.random.default_rng(replicas.agree_seed(seed))
             x_data, y_data = self._data(x, y)
             validation = None
             if validation_data is not None:
                 validation = self._data(*_pair(validation_data, where), role="validation ")
             num_samples = int(x_data[0].shape[0])
+            replicas.check_same({
+                "training samples": num_samples,
+                "validation samples": validation and int(validation[0][0].shape[0]),
+                "callbacks (every rank runs them; ModelCheckpoint writes on rank 0 only by "
+                "itself)": [type(hook).__name__ for hook in hooks]})
             steps = math.ceil(num_samples / batch_size)
             tally = self._tally()
             if resume_from is not None:
-                position, history = self._restore_checkpoint(resume_from)
+                position, history = replicas.on_main(
+                    lambda: self._restore_checkpoint(resume_from))
                 position.check_compatible(num_samples, batch_size, shuffle, resume_from)
                 rng.bit_generator.state = position.epoch_start_rng_state
             else:
                 position, history = TrainingPosition(), History()
+            replicas.start(self, position, resumed=resume_from is not None)
             position.num_samples, position.batch_size, position.shuffle = (
                 num_samples, batch_size, shuffle)
             position.live_accumulators = tally.accumulators
             self._fit_position, self._fit_history = position, history
             callback_list = callbacks_module.CallbackList(hooks, self)
             self.stop_training = False
-            callback_list.on_train_begin({})
-            for epoch in range(position.epoch, epochs):
-                position.start_epoch(rng.bit_generator.state)
-                callback_list.on_epoch_begin(epoch, {})
-                progress = ProgressBar(steps, epoch, epochs, verbose)
-                with self._out_of_memory("fit", batch_size):
-                    batch_losses = self._run_epoch(x_data, y_data, batch_size, shuffle, rng,
-                                                   tally, position, callback_list, progress)
-                logs = tally.logs()
-                if not math.isfinite(logs["loss"]) and not self.stop_training:
-                    raise _non_finite_loss(batch_losses, epoch, steps)
-                if validation is not None and math.isfinite(logs["loss"]):
-                    progress.validating()
-                    val_logs = self._evaluate_data(*validation, max(batch_size, 256))
-                    logs.update({f"val_{key}": value for key, value in val_logs.items()})
-                logs["learning_rate"] = self.optimizer.learning_rate
-                history.record(epoch, logs)
-                position.finish_epoch(steps, rng.bit_generator.state)
-                progress.finish(logs)
-                callback_list.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-            callback_list.on_train_end({})
+            self._replicas = replicas if replicas is not distributed_module.LOCAL else None
+            try:
+                callback_list.on_train_begin({})
+                for epoch in range(position.epoch, epochs):
+                    position.start_epoch(rng.bit_generator.state)
+                    callback_list.on_epoch_begin(epoch, {})
+                    progress = ProgressBar(steps, epoch, epochs,
+                                           verbose if replicas.is_main else 0)
+                    with self._out_of_memory("fit", batch_size):
+                        batch_losses = self._run_epoch(x_data, y_data, batch_size, shuffle,
+                                                       rng, tally, position, callback_list,
+                                                       progress, replicas)
+                    replicas.reduce_accumulators(tally.accumulators)
+                    logs = tally.logs()
+                    if not math.isfinite(logs["loss"]) and not self.stop_training:
+                        raise replicas.agreed(_non_finite_loss(batch_losses, epoch, steps))
+                    replicas.average_statistics(self)
+                    if validation is not None and math.isfinite(logs["loss"]):
+                        progress.validating()
+                        val_logs = self._evaluate_data(*validation, max(batch_size, 256),
+                                                       replicas)
+                        logs.update({f"val_{key}": value for key, value in val_logs.items()})
+                    logs["learning_rate"] = self.optimizer.learning_rate
+                    history.record(epoch, logs)
+                    position.finish_epoch(steps, rng.bit_generator.state)
+                    progress.finish(logs)
+                    callback_list.on_epoch_end(epoch, logs)
+                    self.stop_training = replicas.any(self.stop_training)
+                    if self.stop_training:
+                        break
+                callback_list.on_train_end({})
+            finally:
+                self._replicas = None
         return history
 
     def _run_epoch(self, x_data: list[Array], y_data: list[Array], batch_size: int,
                    shuffle: bool, rng: np.random.Generator, tally: Tally,
                    position: TrainingPosition, callback_list: callbacks_module.CallbackList,
-                   progress: ProgressBar) -> dict[int, Array]:
-        """The batches of one epoch from ``position.batch`` on: a training step each, with
-        the batch hooks and the progress bar; returns each batch's loss (on the device)."""
+                   progress: ProgressBar,
+                   replicas: distributed_module.Replicas = distributed_module.LOCAL
+                   ) -> dict[int, Array]:
+        """The batches of one epoch from ``position.batch`` on: a training step each (on
+        this rank's share of the batch, in a distributed fit), with the batch hooks and the
+        progress bar; returns each batch's loss (on the device; None where this rank had
+        no rows)."""
         params = self.trainable_parameters()  # a callback may have frozen layers
         num_samples = int(x_data[0].shape[0])
         order = list(batch_indices(num_samples, batch_size, shuffle=shuffle, rng=rng))
@@ -232,24 +266,36 @@ class Trainer:
         for step in range(position.batch, len(order)):
             indices = order[step]
             callback_list.on_batch_begin(step, {"size": len(indices)})
-            loss = self._train_step(self._rows(x_data, indices), self._rows(y_data, indices),
-                                    params, tally)
+            rows = replicas.shard(indices)
+            if len(rows):
+                loss = self._train_step(self._rows(x_data, rows), self._rows(y_data, rows),
+                                        params, tally, len(rows) / len(indices), replicas)
+            else:
+                loss = self._idle_step(x_data, rows, params, replicas)
             batch_losses[step] = loss
             position.advance(step + 1)
             progress.update(step + 1, tally.logs)
             batch_logs = {"size": len(indices)}
             if callback_list.wants_batch_loss:
-                batch_logs["loss"] = float(loss)
+                batch_logs["loss"] = replicas.batch_loss(loss, len(rows))
             callback_list.on_batch_end(step, batch_logs)
+            if callback_list.callbacks:  # only a callback stops training
+                self.stop_training = replicas.any(self.stop_training)
             if self.stop_training:
                 break
         return batch_losses
 
     def _train_step(self, x_batch: list[Array], y_batch: list[Array],
-                    params: list[Parameter], tally: Tally) -> Array:
+                    params: list[Parameter], tally: Tally, share: float = 1.0,
+                    replicas: distributed_module.Replicas = distributed_module.LOCAL) -> Array:
         """Forward, losses, backward and one optimizer step of ``params``; adds the batch
         to ``tally`` and returns its loss, with the L2 term of the weights the step started
-        from (see the module docstring)."""
+        from (see the module docstring).
+
+        In a distributed fit the batch is this rank's share of a global batch, ``share`` =
+        m_r / B of it: the loss gradients are scaled by ``share`` before the backward pass,
+        so the ranks' parameter gradients add up to those of the global batch's mean loss,
+        and ``replicas`` sums them before the update (see :mod:`xpnn.distributed`)."""
         for param in params:
             param.grad = None
         outputs, contexts = self.graph.forward(x_batch, training=True, record=True)
@@ -260,15 +306,35 @@ class Trainer:
             ctx = Context(training=True)
             values.append(loss.forward(ctx, output, target))
             grad = loss.backward(ctx)
-            grads.append(grad if weight == 1.0 else grad * weight)
+            scale = weight * share
+            grads.append(grad if scale == 1.0 else grad * scale)
         total = _weighted_sum(values, self.loss_weights)
         self.graph.backward(contexts, grads, release=True)
+        replicas.reduce_gradients(params)
         penalty = self.optimizer.penalty(params)
         self.optimizer.step(params)
         if penalty is not None:
             total = total + penalty
         tally.add(total, values, outputs, y_batch, int(x_batch[0].shape[0]))
         return total
+
+    def _idle_step(self, x_data: list[Array], rows: np.ndarray, params: list[Parameter],
+                   replicas: distributed_module.Replicas) -> None:
+        """The step of a rank whose share of a (last, small) global batch is empty: it adds
+        nothing to the gradients but takes part in their sum and makes the same update.
+        Layers that communicate while they train (a synchronized BatchNorm) run forward and
+        backward on the empty batch, with zero loss gradients, so that every rank joins
+        their sums."""
+        for param in params:
+            param.grad = None
+        if any(layer.collective for layer in self.layers):
+            outputs, contexts = self.graph.forward(self._rows(x_data, rows), training=True,
+                                                   record=True)
+            xp = self.backend.xp
+            self.graph.backward(contexts, [xp.zeros_like(output) for output in outputs],
+                                release=True)
+        replicas.reduce_gradients(params)
+        self.optimizer.step(params)
 
     def train_on_batch(self, x: Any, y: Any) -> dict[str, float]:
         """One optimizer step on one batch; returns that batch's loss and metrics."""
@@ -282,12 +348,21 @@ class Trainer:
             return tally.logs()
 
     # -- evaluation and inference ------------------------------------------------------------
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256) -> dict[str, float]:
-        """The loss (with the L2 term) and metrics over (x, y), as a dict of floats."""
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256,
+                 distributed: bool = False) -> dict[str, float]:
+        """The loss (with the L2 term) and metrics over (x, y), as a dict of floats.
+
+        ``distributed=True`` (in an MPI job, every rank calling it with the same data):
+        each rank evaluates a contiguous share of the samples with its own model (the same
+        on every rank after a distributed ``fit``) and the sums are combined, so every rank
+        gets the values of the whole data (see :mod:`xpnn.distributed`)."""
         self._require_compiled()
         batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
-        with self.backend.scope():
-            return self._evaluate_data(*self._data(x, y), batch_size)
+        replicas = distributed_module.replicas(distributed, self.backend)
+        with self.backend.scope(), replicas.running():
+            x_data, y_data = self._data(x, y)
+            replicas.check_same({"samples": int(x_data[0].shape[0])})
+            return self._evaluate_data(x_data, y_data, batch_size, replicas)
 
     def test_on_batch(self, x: Any, y: Any) -> dict[str, float]:
         """Loss and metrics of one batch, without updating anything."""
@@ -296,20 +371,26 @@ class Trainer:
             x_data, y_data = self._data(x, y)
             return self._evaluate_data(x_data, y_data, int(x_data[0].shape[0]))
 
-    def _evaluate_data(self, x_data: list[Array], y_data: list[Array],
-                       batch_size: int) -> dict[str, float]:
+    def _evaluate_data(self, x_data: list[Array], y_data: list[Array], batch_size: int,
+                       replicas: distributed_module.Replicas = distributed_module.LOCAL
+                       ) -> dict[str, float]:
+        """Loss and metrics over all samples (this rank's contiguous share of them, summed
+        over the ranks, in a distributed fit or evaluation)."""
         tally = self._tally()
         tally.reset()
         num_samples = int(x_data[0].shape[0])
+        rows = replicas.shard(np.arange(num_samples))
         with self._out_of_memory("evaluation", batch_size):
-            for indices in batch_indices(num_samples, batch_size, shuffle=False):
+            for part in batch_indices(len(rows), batch_size, shuffle=False):
+                indices = rows[part]
                 targets = self._rows(y_data, indices)
                 outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
                 tally.check_predictions(self.output_losses, outputs)
                 values = [loss.forward(Context(), output, target) for loss, output, target
                           in zip(self.output_losses, outputs, targets, strict=True)]
                 total = _weighted_sum(values, self.loss_weights)
-                tally.add(total, values, outputs, targets, _count(indices, num_samples))
+                tally.add(total, values, outputs, targets, len(indices))
+        replicas.reduce_accumulators(tally.accumulators)
         logs = tally.logs()
         penalty = self.optimizer.penalty(self.trainable_parameters())
         if penalty is not None:
@@ -424,14 +505,10 @@ def _pair(validation_data: Any, where: str) -> tuple[Any, Any]:
     return validation_data[0], validation_data[1]
 
 
-def _count(indices: np.ndarray | slice, num_samples: int) -> int:
-    return num_samples if isinstance(indices, slice) else len(indices)
-
-
 def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:
     """The error for an epoch whose loss sum is not finite, naming the first bad batch."""
     bad = next((step for step, value in batch_losses.items()
-                if not math.isfinite(float(value))), None)
+                if value is not None and not math.isfinite(float(value))), None)
     where = f"batch {bad + 1} of {steps}" if bad is not None else "a batch before the resume"
     value = float(batch_losses[bad]) if bad is not None else math.nan
     return NonFiniteError(

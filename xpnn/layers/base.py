@@ -137,6 +137,11 @@ class Layer:
     #: (PaddingMask: ``"bool"``); None: the layer's float dtype. Such outputs carry no
     #: gradient.
     output_dtype: ClassVar[str | None] = None
+    #: Whether the layer's training forward and backward take part in collective operations
+    #: over the ranks of a distributed fit (a synchronized BatchNorm, see
+    #: :mod:`xpnn.distributed`): every rank must then run them in every step, also a rank
+    #: whose share of the batch is empty.
+    collective: bool = False
 
     def __init__(self, *, name: str | None = None, trainable: bool = True) -> None:
         self.name = name or unique_name(snake_case(type(self).__name__))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from xpnn import checks, initializers
+from xpnn import checks, distributed, initializers
 from xpnn.errors import ShapeError
 from xpnn.layers import windows
 from xpnn.layers.base import Array, BuildContext, Context, Layer, Shape, batch_shape
@@ -52,19 +52,51 @@ class BatchNorm(Layer):
     γ and β are not weight-decayed; the running statistics are non-trainable parameters. A
     frozen layer (``trainable=False``) always runs in inference mode, as in Keras, so
     fine-tuning does not disturb its statistics.
+
+    **Several processes** (``fit(..., distributed=True)``, :mod:`xpnn.distributed`): by
+    default each rank normalises its own share of the batch (per-replica statistics, as
+    Horovod and PyTorch DDP do), and the running statistics are averaged over the ranks at
+    the end of each epoch. With ``synchronized=True`` the statistics are those of the whole
+    global batch, so N ranks train exactly as one process (ChainerMN's
+    MultiNodeBatchNormalization). Rank r holds m_r of the M = Σ_r m_r values of a feature
+    (M = global batch × the values per sample, known on every rank without asking). Forward,
+    one sum over the ranks of 2 numbers per feature::
+
+        S₁ = Σ_ranks Σ (x − K)      S₂ = Σ_ranks Σ (x − K)²
+        μ = K + S₁/M                σ² = max(S₂/M − (S₁/M)², 0)
+
+    with the shift K = running_mean, which is the same on every rank and keeps S₂/M − (S₁/M)²
+    from cancelling once the running mean follows the data. Backward: every x̂_j depends on
+    x_i directly and through μ and s, which are functions of all M values
+    (∂μ/∂x_i = 1/M, ∂s/∂x_i = x̂_i/M because Σ (x − μ) = 0), so with g = dL/dx̂ ::
+
+        dL/dx_i = Σ_j g_j ∂x̂_j/∂x_i = (1/s) · (g_i − (1/M) Σ_all g − x̂_i (1/M) Σ_all g ⊙ x̂)
+
+    — the single-process formula with both sums taken over every rank: a second sum over the
+    ranks of 2 numbers per feature. This is exact because each rank's G is already its share
+    of dL/dy for the global loss (the training step scales its loss gradient by m_r / B).
+    dL/dγ and dL/dβ are each rank's partial sums; the step's gradient reduction adds them
+    up. Outside a distributed fit a synchronized layer is an ordinary BatchNorm.
     """
 
     #: The axis of the features, counted with the batch axis (-1: the last).
     feature_axis = -1
 
     def __init__(self, *, momentum: float = 0.9, epsilon: float = 1e-5, center: bool = True,
-                 scale: bool = True, name: str | None = None, trainable: bool = True) -> None:
+                 scale: bool = True, synchronized: bool = False, name: str | None = None,
+                 trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.momentum = checks.number(owner, "momentum", momentum, 0, 1)
         self.epsilon = checks.number(owner, "epsilon", epsilon, 0, low_open=True)
         self.center = center
         self.scale = scale
+        self.synchronized = bool(synchronized)
+
+    @property
+    def collective(self) -> bool:  # type: ignore[override]
+        """A synchronized layer sums its statistics over the ranks while it trains."""
+        return self.synchronized and self.trainable
 
     def build(self, input_shape: Shape, context: BuildContext) -> None:
         """Create γ (ones), β (zeros) and the running mean (zeros) and variance (ones)."""
@@ -75,6 +107,9 @@ class BatchNorm(Layer):
         axis = self.feature_axis % (len(self.input_shape) + 1)  # counted with the batch axis
         features = self.input_shape[axis - 1]
         self.reduce_axes = tuple(i for i in range(len(self.input_shape) + 1) if i != axis)
+        #: Values per sample and feature (the pixels of an image channel; 1 for vectors).
+        self.values_per_sample = math.prod(self.input_shape[i - 1] for i in self.reduce_axes
+                                           if i != 0)
         # γ, β and the statistics broadcast against the input with this shape
         self.broadcast_shape = tuple(features if i == axis else 1
                                      for i in range(len(self.input_shape) + 1))
@@ -97,7 +132,12 @@ class BatchNorm(Layer):
         keeps x̂, 1/s and the mode."""
         xp = self.xp
         training = ctx.training and self.trainable
-        if training:
+        ctx.group = distributed.active() if training and self.synchronized else None
+        if ctx.group is not None:
+            mean, variance, ctx.count = self._global_statistics(x, ctx.group)
+            centred = x - mean
+            self._update_running_statistics(mean, variance, ctx.count)
+        elif training:
             mean = xp.mean(x, axis=self.reduce_axes, keepdims=True)
             centred = x - mean
             variance = xp.mean(centred * centred, axis=self.reduce_axes, keepdims=True)
@@ -115,6 +155,22 @@ class BatchNorm(Layer):
         if self.beta is not None:
             y = y + self._broadcast(self.beta.value)
         return y
+
+    def _global_statistics(self, x: Array, group: Any) -> tuple[Array, Array, int]:
+        """μ and σ² of the whole global batch (broadcastable against x) and M, by one sum
+        over the ranks of the shifted sums S₁, S₂ (see the class docstring)."""
+        xp = self.xp
+        shift = self._broadcast(self.running_mean.value)
+        shifted = x - shift
+        local = xp.concat([
+            xp.reshape(xp.sum(shifted, axis=self.reduce_axes), (-1,)),
+            xp.reshape(xp.sum(shifted * shifted, axis=self.reduce_axes), (-1,))])
+        sums = group.allreduce(local)
+        features = int(local.shape[0]) // 2
+        count = group.global_batch * self.values_per_sample
+        shifted_mean = sums[:features] / float(count)
+        variance = xp.maximum(sums[features:] / float(count) - shifted_mean * shifted_mean, 0.0)
+        return self._broadcast(shifted_mean) + shift, self._broadcast(variance), count
 
     def _update_running_statistics(self, mean: Array, variance: Array, count: int) -> None:
         if count < 2:
@@ -142,30 +198,42 @@ class BatchNorm(Layer):
                            if self.gamma is not None else grad_output)
         if not ctx.batch_statistics:
             return grad_normalized * inv_std
-        mean_grad = xp.mean(grad_normalized, axis=self.reduce_axes, keepdims=True)
-        mean_grad_dot = xp.mean(grad_normalized * normalized, axis=self.reduce_axes,
-                                keepdims=True)
+        if ctx.group is not None:  # (1/M) Σ over every rank's values
+            local = xp.concat([
+                xp.reshape(xp.sum(grad_normalized, axis=self.reduce_axes), (-1,)),
+                xp.reshape(xp.sum(grad_normalized * normalized, axis=self.reduce_axes),
+                           (-1,))])
+            sums = ctx.group.allreduce(local) / float(ctx.count)
+            features = int(local.shape[0]) // 2
+            mean_grad = self._broadcast(sums[:features])
+            mean_grad_dot = self._broadcast(sums[features:])
+        else:
+            mean_grad = xp.mean(grad_normalized, axis=self.reduce_axes, keepdims=True)
+            mean_grad_dot = xp.mean(grad_normalized * normalized, axis=self.reduce_axes,
+                                    keepdims=True)
         return (grad_normalized - mean_grad - normalized * mean_grad_dot) * inv_std
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments."""
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale, "synchronized": self.synchronized}
 
 
 class BatchNorm2D(BatchNorm):
     """Batch normalisation of each channel of images: the same formulas, forward and
     backward, as :class:`BatchNorm`, with one γ, β, running mean and running variance per
     channel C and the statistics taken over the m = N·H·W values of that channel (the batch
-    and every pixel). ``data_format``: None or ``"channels_first"`` (NCHW: the channels are
-    axis 1) or ``"channels_last"`` (NHWC: the last axis), as in
+    and every pixel); ``synchronized=True`` takes them over every rank's images, as for
+    :class:`BatchNorm`. ``data_format``: None or ``"channels_first"`` (NCHW: the channels
+    are axis 1) or ``"channels_last"`` (NHWC: the last axis), as in
     :class:`~xpnn.layers.Conv2D`."""
 
     def __init__(self, *, momentum: float = 0.9, epsilon: float = 1e-5, center: bool = True,
-                 scale: bool = True, data_format: str | None = None, name: str | None = None,
+                 scale: bool = True, synchronized: bool = False,
+                 data_format: str | None = None, name: str | None = None,
                  trainable: bool = True) -> None:
         super().__init__(momentum=momentum, epsilon=epsilon, center=center, scale=scale,
-                         name=name, trainable=trainable)
+                         synchronized=synchronized, name=name, trainable=trainable)
         self.data_format = windows.data_format_argument("BatchNorm2D", data_format)
         self.data_format_given = data_format is not None
         self.feature_axis = -1 if self.data_format == "channels_last" else 1
