@@ -69,6 +69,8 @@ nitpick_ignore_regex = [
     (r"py:(class|obj|data)", r"(Any|Array|Shape|Callable|Iterator|Iterable|Sequence|Mapping|"
      r"Literal|Path|PathLike|ndarray|Generator|Figure|Axes|ModelProto|NodeProto|"
      r"TensorProto|Self|TypeAlias|ClassVar|Protocol|NamedTuple|DeviceLike|Logs)"),
+    # type variables of generic functions (xpnn.distributed's T)
+    (r"py:class", r"(xpnn\.[a-z_.]+\.)?[A-Z]"),
     # private names (a private base class, the hooks a subclass overrides) are not documented
     (r"py:.*", r"(.*\.)?_[A-Za-z].*"),
     # instance attributes named in their class's docstring, e.g. :attr:`best`

@@ -82,6 +82,10 @@ EQUIVALENCE = {
                             {"epochs": 3, "batch_size": 64, "seed": 4}),
     "dense_odd_batch": (dense_tanh, lambda: vectors(129), None,
                         {"epochs": 3, "batch_size": 7, "seed": 5}),
+    # sample weights, and the last 20 % held out for validation (Keras's validation_split)
+    "dense_weighted": (dense_tanh, lambda: vectors(201), None,
+                       {"epochs": 3, "batch_size": 64, "seed": 3, "validation_split": 0.2,
+                        "sample_weight": np.random.default_rng(1).uniform(0, 2, 201)}),
     # a device MPI cannot read (array-api-strict): every sum is staged through the host
     "sync_bn_strict": (lambda: synchronized_bn("strict"), lambda: vectors(201),
                        lambda: vectors(50, seed=9), {"epochs": 2, "batch_size": 64, "seed": 3}),
@@ -113,7 +117,7 @@ def train(name, distributed):
     extra = {"validation_data": validation()} if validation is not None else {}
     history = model.fit(x, y, verbose=1 if distributed else 0, callbacks=[recorder],
                         distributed=distributed, **kwargs, **extra)
-    evaluation = model.evaluate(x, y, batch_size=48, distributed=distributed)
+    evaluation = model.evaluate(x, y, batch_size=48, distributed=distributed, return_dict=True)
     result = {"weights": model.get_weights(), "history": history.history,
               "events": recorder.events, "evaluate": evaluation}
     if distributed:  # which sum the gradients went through

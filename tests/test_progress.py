@@ -146,7 +146,7 @@ def test_the_live_line_keeps_the_counter_and_drops_whole_logs(monkeypatch):
     monkeypatch.setenv("COLUMNS", "72")
     stream = Terminal()
     reads = []
-    bar = ProgressBar(400, 9, 10, verbose=1, stream=stream, interval=0.0)
+    bar = ProgressBar(400, "Epoch 10/10", verbose=1, stream=stream, interval=0.0)
     logs = {"loss": 0.123456, "accuracy": 0.5, "val_loss": 1.0}
     for step in range(1, 401):
         bar.update(step, lambda: reads.append(1) or logs)
@@ -163,7 +163,7 @@ def test_the_live_line_keeps_the_counter_and_drops_whole_logs(monkeypatch):
         "  learning_rate: 1.000e-04")
     monkeypatch.setenv("COLUMNS", "16")  # too narrow for anything but the counter
     narrow = Terminal()
-    bar = ProgressBar(4, 0, 3, verbose=1, stream=narrow, interval=0.0)
+    bar = ProgressBar(4, "Epoch 1/3", verbose=1, stream=narrow, interval=0.0)
     bar.update(1, lambda: logs)
     assert narrow.getvalue() == "\rEpoch 1/3 1/4"
 
@@ -185,7 +185,7 @@ def test_a_jupyter_kernel_stream_is_redrawn_in_place(monkeypatch):
     OutStream.__module__ = "ipykernel.iostream"
     monkeypatch.setenv("COLUMNS", "80")
     stream = OutStream()
-    bar = ProgressBar(3, 0, 1, verbose=1, stream=stream, interval=0.0)
+    bar = ProgressBar(3, "Epoch 1/1", verbose=1, stream=stream, interval=0.0)
     for step in (1, 2, 3):
         bar.update(step, lambda: {"loss": 1.0})
     bar.finish({"loss": 1.0})

@@ -56,7 +56,7 @@ from xpnn.errors import (
 )
 from xpnn.gradcheck import GradcheckResult, gradcheck
 from xpnn.graph import Context, Input, SymbolicTensor
-from xpnn.history import History
+from xpnn.history import Evaluation, History
 from xpnn.layers import (
     GELU,
     GRU,
@@ -134,6 +134,7 @@ __all__ = [
     "Dropout",
     "EarlyStopping",
     "Embedding",
+    "Evaluation",
     "ExponentialDecay",
     "FileFormatError",
     "Flatten",

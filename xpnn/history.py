@@ -83,6 +83,70 @@ def _suggestion(key: str, keys: list[str]) -> str:
     return ""
 
 
+class Evaluation(tuple):
+    """What ``evaluate``, ``test_on_batch`` and ``train_on_batch`` return: the values in
+    Keras's order — the loss, each output's loss (with several outputs), then the metrics —
+    as a tuple of floats that also reads by name::
+
+        loss, accuracy = model.evaluate(x_test, y_test)
+        result = model.evaluate(x_test, y_test)
+        result["accuracy"], result.keys(), dict(result)     # {'loss': ..., 'accuracy': ...}
+
+    With the loss alone it is a 1-tuple (``loss, = ...``, ``result["loss"]`` or
+    ``float(result)``), where Keras returns a bare float. ``return_dict=True`` gives a dict
+    instead.
+    """
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, logs: dict[str, float]) -> Evaluation:
+        """The values of ``logs`` in their order, named by its keys."""
+        result = super().__new__(cls, (float(value) for value in logs.values()))
+        result._names = tuple(logs)
+        return result
+
+    def __getitem__(self, key: Any) -> Any:
+        """A value by name (``result["loss"]``), or by position or slice as a tuple."""
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, self._names.index(key))
+            except ValueError:
+                raise MissingKeyError(f"the evaluation has no '{key}' (its keys are "
+                                      f"{list(self._names)})"
+                                      f"{_suggestion(key, list(self._names))}") from None
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        """The names, in order (``"loss"`` first)."""
+        return self._names
+
+    def items(self) -> list[tuple[str, float]]:
+        """(name, value) pairs, in order."""
+        return list(zip(self._names, self, strict=True))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value named ``key``, or ``default``."""
+        return self[key] if key in self._names else default
+
+    def as_dict(self) -> dict[str, float]:
+        """The values as a dict keyed by name."""
+        return dict(self.items())
+
+    def __float__(self) -> float:
+        """The loss, when it is the only value."""
+        if len(self) != 1:
+            raise TypeError(f"an evaluation of {len(self)} values {list(self._names)} is not "
+                            "one number: unpack it or read result['loss']")
+        return tuple.__getitem__(self, 0)
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{name}={value:.6g}" for name, value in self.items())
+        return f"Evaluation({values})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Evaluation, (self.as_dict(),))
+
+
 @dataclass
 class TrainingPosition:
     """Where ``fit`` is: the epoch in progress (or next), the batches done in it, the batch

@@ -182,6 +182,67 @@ def check_target(backend: Backend, loss: Loss, output: OutputSpec, dtype: str, d
     return data
 
 
+def check_sample_weight(backend: Backend, output: OutputSpec, dtype: str, data: Any,
+                        num_samples: int, where: str, role: str) -> Array:
+    """One whole array of sample weights for ``output``, checked and cast to the model's
+    float dtype: one weight per sample, shape (N,) (Keras's (N, 1) is taken as (N,)), or one
+    per row of the output (its shape without the last axis, e.g. (N, T) for a sequence of
+    class scores). Weights must be finite and not negative (a negative weight would reward
+    the loss); nothing is broadcast."""
+    data = as_array(backend, data, where, role)
+    xp = namespace(data)
+    per_sample, per_row = (num_samples,), (num_samples, *output.shape[:-1])
+    if tuple(data.shape) == (num_samples, 1) and per_row != (num_samples, 1):
+        data = xp.reshape(data, per_sample)
+    if tuple(data.shape) not in (per_sample, per_row):
+        rows = f" or {per_row} (one per row of output '{output.name}')" \
+            if per_row != per_sample else ""
+        raise ShapeError(f"{where}: {role} must have shape {per_sample} (one weight per "
+                         f"sample){rows}, received {tuple(data.shape)} (nothing is broadcast)")
+    if not xp.isdtype(data.dtype, ("real floating", "integral", "bool")):
+        raise DTypeError(f"{where}: {role} must hold real numbers, received dtype "
+                         f"{data.dtype}")
+    data = cast(backend, data, dtype)
+    if not all_finite(xp, data):
+        raise NonFiniteError(f"{where}: {role} contains NaN or infinite values")
+    if data.size and float(xp.min(data)) < 0.0:
+        raise ValueError(f"{where}: {role} contains negative weights (the smallest is "
+                         f"{float(xp.min(data)):.4g}); weights must be 0 or more")
+    return data
+
+
+def class_weights(backend: Backend, class_weight: Any, target: Array, dtype: str,
+                  where: str) -> np.ndarray:
+    """The sample weights that ``class_weight`` ({class index: weight}) gives the targets
+    of a classification output, as Keras computes them: each row's class is its integer
+    label, or the arg-max of a one-hot / probability row, or the rounded value of a single
+    0/1 column; a class missing from the dict weighs 1. One weight per row: shape (N,), or
+    (N, T) for labels of shape (N, T)."""
+    if not isinstance(class_weight, dict) or not class_weight:
+        raise TypeError(f"{where}: class_weight must be a dict {{class index: weight}}, "
+                        f"received {type(class_weight).__name__}")
+    table = {}
+    for label, weight in class_weight.items():
+        if isinstance(label, bool) or not isinstance(label, int | np.integer) or label < 0:
+            raise ValueError(f"{where}: class_weight's keys must be class indices (integers "
+                             f"from 0), received {label!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float | np.number) \
+                or not math.isfinite(float(weight)) or float(weight) < 0.0:
+            raise ValueError(f"{where}: class_weight[{label}] must be a finite number of 0 "
+                             f"or more, received {weight!r}")
+        table[int(label)] = float(weight)
+    labels = target if isinstance(target, np.ndarray) else backend.to_host(target)
+    if np.issubdtype(labels.dtype, np.floating):
+        labels = (np.argmax(labels, axis=-1) if labels.shape[-1] != 1
+                  else np.squeeze(labels, axis=-1))
+        labels = np.round(labels)
+    labels = labels.astype(np.int64)
+    lookup = np.ones(max(int(labels.max(initial=0)), max(table)) + 1)
+    for label, weight in table.items():
+        lookup[label] = weight
+    return lookup[labels].astype(dtype)
+
+
 def _class_labels(backend: Backend, xp: Any, data: Array, pred_shape: tuple[int, ...],
                   where: str, role: str) -> Array:
     """Targets of a loss that takes class labels only, read as Keras reads them: labels of

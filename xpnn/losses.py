@@ -8,6 +8,17 @@ model). Rows are the entries of every axis but the last (the batch, or batch × 
 is the number of rows, K the size of the last axis. Each docstring states the formula, the
 reduction and the returned gradient.
 
+**Sample weights** (``sample_weight=`` of ``fit`` / ``evaluate`` and of the calls above, or
+``class_weight``): one weight w_n per sample (shape (N,)), or one per row (the shape of the
+rows, e.g. (N, T) for a sequence). Each sample's terms are multiplied by its weight and the
+normaliser stays what it was, Keras's ``sum_over_batch_size`` reduction::
+
+    L_w = (1/D) Σ_rows w_row ℓ_row          dL_w/dŷ_row = w_row · dL/dŷ_row
+
+where ℓ_row and D (M·K for the element-wise losses, M for the row-wise ones) are those of
+each loss's formula below: weights of 1 give the unweighted loss, and a weight of 2 counts a
+sample twice. (Keras divides by the same D; the mean is not taken over the weights.)
+
 Keras's names work as strings (``"categorical_crossentropy"``, ``"binary_crossentropy"``,
 ``"sparse_categorical_crossentropy"``, ``"mse"``) and mean what they mean in Keras: the
 model's outputs are *probabilities* unless the loss is built with ``from_logits=True``, which
@@ -56,17 +67,46 @@ class Loss(Configurable):
     #: number) rather than probabilities.
     from_logits = False
 
-    def __call__(self, y_pred: Array, y_true: Array) -> Array:
-        """Check ``y_true`` against ``y_pred`` (shapes only), then return the loss value."""
-        self.check_shapes(tuple(y_pred.shape), y_true)
-        return self.forward(Context(), y_pred, y_true)
+    def __call__(self, y_pred: Array, y_true: Array, sample_weight: Array | None = None
+                 ) -> Array:
+        """Check ``y_true`` against ``y_pred`` (shapes only), then return the loss value
+        (weighted by ``sample_weight``: see the module docstring)."""
+        return self.forward(self._context(y_pred, y_true, sample_weight), y_pred, y_true)
 
-    def value_and_grad(self, y_pred: Array, y_true: Array) -> tuple[Array, Array]:
-        """Check the shapes, then return the loss value and dL/dy_pred."""
-        self.check_shapes(tuple(y_pred.shape), y_true)
-        ctx = Context()
+    def value_and_grad(self, y_pred: Array, y_true: Array, sample_weight: Array | None = None
+                       ) -> tuple[Array, Array]:
+        """Check the shapes, then return the loss value and dL/dy_pred (weighted by
+        ``sample_weight``: see the module docstring)."""
+        ctx = self._context(y_pred, y_true, sample_weight)
         value = self.forward(ctx, y_pred, y_true)
         return value, self.backward(ctx)
+
+    def _context(self, y_pred: Array, y_true: Array, sample_weight: Array | None) -> Context:
+        """A call's context after the shape checks, carrying its sample weights."""
+        pred_shape = tuple(y_pred.shape)
+        self.check_shapes(pred_shape, y_true)
+        ctx = Context()
+        if sample_weight is not None:
+            shape = tuple(sample_weight.shape)
+            if shape not in (pred_shape[:1], pred_shape[:-1]):
+                raise ShapeError(f"{type(self).__name__}: sample weights must have shape "
+                                 f"{pred_shape[:1]} (one per sample) or {pred_shape[:-1]} (one "
+                                 f"per row) for predictions of shape {pred_shape}, received "
+                                 f"{shape}")
+            ctx.sample_weight = sample_weight
+        return ctx
+
+    @staticmethod
+    def weigh(ctx: Context, values: Array) -> Array:
+        """``values`` (terms or gradients of one call, the batch on axis 0) times the call's
+        sample weights ``ctx.sample_weight``, broadcast over the entries of each sample or
+        row; ``values`` itself when the call has none."""
+        weights = getattr(ctx, "sample_weight", None)
+        if weights is None:
+            return values
+        xp = namespace(values)
+        extra = (1,) * (values.ndim - weights.ndim)
+        return values * xp.reshape(weights, (*weights.shape, *extra))
 
     def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """The loss value, a 0-d array; keeps on ``ctx`` what ``backward`` needs."""
@@ -219,11 +259,11 @@ class MeanSquaredError(Loss):
     def forward(self, ctx: Context, y_pred: Array, y_true: Array) -> Array:
         """L = Σ (ŷ − y)² / (2·size)."""
         ctx.diff = y_pred - y_true
-        return namespace(y_pred).sum(ctx.diff * ctx.diff) / (2.0 * y_pred.size)
+        return namespace(y_pred).sum(self.weigh(ctx, ctx.diff * ctx.diff)) / (2.0 * y_pred.size)
 
     def backward(self, ctx: Context) -> Array:
         """dL/dŷ = (ŷ − y) / size."""
-        return ctx.diff / float(ctx.diff.size)
+        return self.weigh(ctx, ctx.diff / float(ctx.diff.size))
 
 
 class BinaryCrossEntropyWithLogits(Loss):
@@ -244,12 +284,13 @@ class BinaryCrossEntropyWithLogits(Loss):
         xp = namespace(y_pred)
         ctx.saved = (y_pred, y_true)
         terms = xp.maximum(y_pred, 0.0) - y_pred * y_true + fn.softplus_neg_abs(xp, y_pred)
-        return xp.sum(terms) / float(y_pred.size)
+        return xp.sum(self.weigh(ctx, terms)) / float(y_pred.size)
 
     def backward(self, ctx: Context) -> Array:
         """dL/dz = (σ(z) − y) / size."""
         logits, y_true = ctx.saved
-        return (fn.sigmoid(namespace(logits), logits) - y_true) / float(logits.size)
+        grad = (fn.sigmoid(namespace(logits), logits) - y_true) / float(logits.size)
+        return self.weigh(ctx, grad)
 
     def check_target_values(self, xp: Any, y_true: Array) -> None:
         """Targets must lie in [0, 1]."""
@@ -292,7 +333,7 @@ class BinaryCrossEntropy(Loss):
         clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
         ctx.saved = (y_pred, clipped, y_true)
         log_terms = y_true * xp.log(clipped) + (1.0 - y_true) * xp.log(1.0 - clipped)
-        return -xp.sum(log_terms) / float(y_pred.size)
+        return -xp.sum(self.weigh(ctx, log_terms)) / float(y_pred.size)
 
     def backward(self, ctx: Context) -> Array:
         """dL/dp = (p̃ − y) / (p̃ (1 − p̃) · size), zero where p was clipped."""
@@ -301,7 +342,7 @@ class BinaryCrossEntropy(Loss):
         xp = namespace(ctx.saved[0])
         y_pred, clipped, y_true = ctx.saved
         grad = (clipped - y_true) / (clipped * (1.0 - clipped) * float(y_pred.size))
-        return xp.where(clipped == y_pred, grad, 0.0)
+        return self.weigh(ctx, xp.where(clipped == y_pred, grad, 0.0))
 
     def check_target_values(self, xp: Any, y_true: Array) -> None:
         """Targets must lie in [0, 1]."""
@@ -377,18 +418,18 @@ class SoftmaxCrossEntropy(_ClassificationLoss):
                       * xp.expand_dims(xp.astype(kept, y_pred.dtype), axis=-1))
             rows = xp.clip(xp.sum(xp.astype(kept, y_pred.dtype)), min=1.0)
             ctx.saved = (log_probs, y_true, rows, self.ignore_index)
-            return -xp.sum(target * log_probs) / rows
+            return -xp.sum(self.weigh(ctx, target * log_probs)) / rows
         target = self._target_rows(xp, y_pred, y_true)
         rows = float(_num_rows(tuple(y_pred.shape)))
         ctx.saved = (log_probs, y_true, rows, None)
-        return -xp.sum(target * log_probs) / rows
+        return -xp.sum(self.weigh(ctx, target * log_probs)) / rows
 
     def backward(self, ctx: Context) -> Array:
         """dL/dz = (softmax(z) − y) / M, and 0 on ignored rows (the backend's
         ``softmax_cross_entropy_grad`` kernel)."""
         log_probs, y_true, rows, ignore_index = ctx.saved
-        return backend_of(log_probs).softmax_cross_entropy_grad(log_probs, y_true, rows,
-                                                                ignore_index)
+        return self.weigh(ctx, backend_of(log_probs).softmax_cross_entropy_grad(
+            log_probs, y_true, rows, ignore_index))
 
     def check_targets(self, pred_shape: tuple[int, ...], y_true: Array) -> None:
         """The base checks; integer labels equal to ``ignore_index`` are exempt from the
@@ -435,7 +476,7 @@ class CategoricalCrossEntropy(_ClassificationLoss):
         clipped = xp.clip(y_pred, self.epsilon, 1.0 - self.epsilon)
         rows = _num_rows(tuple(y_pred.shape))
         ctx.saved = (y_pred, clipped, target, rows)
-        return -xp.sum(target * xp.log(clipped)) / float(rows)
+        return -xp.sum(self.weigh(ctx, target * xp.log(clipped))) / float(rows)
 
     def backward(self, ctx: Context) -> Array:
         """dL/dp = −y / (M p̃), zero where p was clipped."""
@@ -443,7 +484,8 @@ class CategoricalCrossEntropy(_ClassificationLoss):
             return self._on_logits.backward(ctx)
         y_pred, clipped, target, rows = ctx.saved
         xp = namespace(y_pred)
-        return xp.where(clipped == y_pred, -target / (clipped * float(rows)), 0.0)
+        return self.weigh(ctx, xp.where(clipped == y_pred, -target / (clipped * float(rows)),
+                                        0.0))
 
     def logits_fix(self) -> str:
         """The loss on logits with this loss's meaning."""

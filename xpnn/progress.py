@@ -85,18 +85,20 @@ def is_live(stream: TextIO) -> bool:
 
 
 class ProgressBar:
-    """One epoch's progress (see the module docstring): ``verbose=1`` a live line on a
-    terminal (the final line only elsewhere), ``verbose=2`` the final line, ``verbose=0``
-    nothing. ``interval`` (default ``REDRAW_INTERVAL``) is the least time between redraws.
+    """The progress of one pass — an epoch, an evaluation, a prediction — whose lines
+    start with ``label`` ("Epoch 3/10", "Evaluate"; see the module docstring):
+    ``verbose=1`` a live line on a terminal (the final line only elsewhere), ``verbose=2``
+    the final line, ``verbose=0`` nothing. ``interval`` (default ``REDRAW_INTERVAL``) is
+    the least time between redraws.
 
     Metrics are read from the device only when the line is drawn, so the display costs one
     synchronisation per redraw, not one per step.
     """
 
-    def __init__(self, total_steps: int, epoch: int, epochs: int, verbose: int,
+    def __init__(self, total_steps: int, label: str, verbose: int,
                  stream: TextIO | None = None, interval: float | None = None) -> None:
         self.total_steps = total_steps
-        self.prefix = f"Epoch {epoch + 1}/{epochs}"
+        self.prefix = label
         self.verbose = verbose
         self.stream = stream if stream is not None else sys.stdout
         self.interval = REDRAW_INTERVAL if interval is None else interval

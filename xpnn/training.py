@@ -29,8 +29,14 @@ from xpnn import metrics as metrics_module
 from xpnn.data import batch_indices
 from xpnn.errors import NonFiniteError, NotReadyError, OutOfMemoryError, ShapeError
 from xpnn.graph import Context
-from xpnn.history import History, TrainingPosition
-from xpnn.inputs import by_position, check_input, check_target
+from xpnn.history import Evaluation, History, TrainingPosition
+from xpnn.inputs import (
+    by_position,
+    check_input,
+    check_sample_weight,
+    check_target,
+    class_weights,
+)
 from xpnn.progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -141,7 +147,10 @@ class Trainer:
         epochs: int = 1,
         batch_size: int = 32,
         shuffle: bool = True,
-        validation_data: tuple[Any, Any] | None = None,
+        validation_data: tuple[Any, ...] | None = None,
+        validation_split: float = 0.0,
+        sample_weight: Any = None,
+        class_weight: dict[int, float] | None = None,
         verbose: int = 1,
         seed: int | None = None,
         callbacks: Sequence[callbacks_module.Callback] = (),
@@ -154,8 +163,19 @@ class Trainer:
         ``x`` and ``y`` are arrays, or lists (dicts by name) of arrays for several inputs or
         outputs. The batch order is drawn from ``seed`` (fresh entropy if None). Metrics are
         averaged over each epoch's batches as the weights change; ``validation_data``
-        ``(x_val, y_val)`` is evaluated at the end of each epoch. ``verbose``: 0 silent, 1
-        progress bar, 2 one line per epoch. ``callbacks`` (see :mod:`xpnn.callbacks`) are
+        ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)`` is evaluated at the end
+        of each epoch. ``validation_split`` (in [0, 1); ignored when ``validation_data`` is
+        given) holds data out as Keras does: the first ⌊N·(1 − split)⌋ samples (and their
+        sample weights) train, the rest, taken before any shuffling, validate.
+        ``verbose``: 0 silent, 1 progress bar, 2 one line per epoch.
+
+        ``sample_weight``: one weight per sample (N,) or per output row (e.g. (N, T)), or a
+        list / dict of such arrays by output; the loss of a batch becomes
+        Σ w·ℓ / (its usual normaliser) (see :mod:`xpnn.losses`), so the epoch's loss is
+        Σ_n w_n ℓ_n / N. ``class_weight`` ({class index: weight}; one classification output
+        only, not with ``sample_weight``) weighs each training sample by its class (missing
+        classes weigh 1); validation data is not class-weighted. The metrics are not
+        weighted (as Keras's ``metrics``). ``callbacks`` (see :mod:`xpnn.callbacks`) are
         called around epochs and batches; one may end training early by setting
         ``model.stop_training``. The History holds each epoch's loss (with the L2 term when
         weight decay is on; with several outputs also each ``<output>_loss``), metrics and
@@ -189,9 +209,15 @@ class Trainer:
         with self.backend.scope(), replicas.running():
             rng = np.random.default_rng(replicas.agree_seed(seed))
             x_data, y_data = self._data(x, y)
+            w_data = self._sample_weights(sample_weight, y_data)
             validation = None
             if validation_data is not None:
-                validation = self._data(*_pair(validation_data, where), role="validation ")
+                validation = self._validation_data(validation_data)
+            elif validation_split:
+                (x_data, y_data, w_data), validation = _split(
+                    (x_data, y_data, w_data), validation_split, where)
+            if class_weight is not None:
+                w_data = self._class_weights(class_weight, sample_weight, y_data)
             num_samples = int(x_data[0].shape[0])
             replicas.check_same({
                 "training samples": num_samples,
@@ -220,12 +246,12 @@ class Trainer:
                 for epoch in range(position.epoch, epochs):
                     position.start_epoch(rng.bit_generator.state)
                     callback_list.on_epoch_begin(epoch, {})
-                    progress = ProgressBar(steps, epoch, epochs,
+                    progress = ProgressBar(steps, f"Epoch {epoch + 1}/{epochs}",
                                            verbose if replicas.is_main else 0)
                     with self._out_of_memory("fit", batch_size):
-                        batch_losses = self._run_epoch(x_data, y_data, batch_size, shuffle,
-                                                       rng, tally, position, callback_list,
-                                                       progress, replicas)
+                        batch_losses = self._run_epoch(x_data, y_data, w_data, batch_size,
+                                                       shuffle, rng, tally, position,
+                                                       callback_list, progress, replicas)
                     replicas.reduce_accumulators(tally.accumulators)
                     logs = tally.logs()
                     if not math.isfinite(logs["loss"]) and not self.stop_training:
@@ -249,8 +275,9 @@ class Trainer:
                 self._replicas = None
         return history
 
-    def _run_epoch(self, x_data: list[Array], y_data: list[Array], batch_size: int,
-                   shuffle: bool, rng: np.random.Generator, tally: Tally,
+    def _run_epoch(self, x_data: list[Array], y_data: list[Array],
+                   w_data: list[Array | None], batch_size: int, shuffle: bool,
+                   rng: np.random.Generator, tally: Tally,
                    position: TrainingPosition, callback_list: callbacks_module.CallbackList,
                    progress: ProgressBar,
                    replicas: distributed_module.Replicas = distributed_module.LOCAL
@@ -269,7 +296,8 @@ class Trainer:
             rows = replicas.shard(indices)
             if len(rows):
                 loss = self._train_step(self._rows(x_data, rows), self._rows(y_data, rows),
-                                        params, tally, len(rows) / len(indices), replicas)
+                                        self._rows(w_data, rows), params, tally,
+                                        len(rows) / len(indices), replicas)
             else:
                 loss = self._idle_step(x_data, rows, params, replicas)
             batch_losses[step] = loss
@@ -286,11 +314,13 @@ class Trainer:
         return batch_losses
 
     def _train_step(self, x_batch: list[Array], y_batch: list[Array],
-                    params: list[Parameter], tally: Tally, share: float = 1.0,
+                    w_batch: list[Array | None], params: list[Parameter], tally: Tally,
+                    share: float = 1.0,
                     replicas: distributed_module.Replicas = distributed_module.LOCAL) -> Array:
-        """Forward, losses, backward and one optimizer step of ``params``; adds the batch
-        to ``tally`` and returns its loss, with the L2 term of the weights the step started
-        from (see the module docstring).
+        """Forward, losses (weighted by ``w_batch``, per output, where not None), backward
+        and one optimizer step of ``params``; adds the batch to ``tally`` and returns its
+        loss, with the L2 term of the weights the step started from (see the module
+        docstring).
 
         In a distributed fit the batch is this rank's share of a global batch, ``share`` =
         m_r / B of it: the loss gradients are scaled by ``share`` before the backward pass,
@@ -301,9 +331,9 @@ class Trainer:
         outputs, contexts = self.graph.forward(x_batch, training=True, record=True)
         tally.check_predictions(self.output_losses, outputs)
         values, grads = [], []
-        for loss, weight, output, target in zip(self.output_losses, self.loss_weights,
-                                                outputs, y_batch, strict=True):
-            ctx = Context(training=True)
+        for loss, weight, output, target, sample_weight in zip(
+                self.output_losses, self.loss_weights, outputs, y_batch, w_batch, strict=True):
+            ctx = _loss_context(sample_weight, training=True)
             values.append(loss.forward(ctx, output, target))
             grad = loss.backward(ctx)
             scale = weight * share
@@ -336,21 +366,34 @@ class Trainer:
         replicas.reduce_gradients(params)
         self.optimizer.step(params)
 
-    def train_on_batch(self, x: Any, y: Any) -> dict[str, float]:
-        """One optimizer step on one batch; returns that batch's loss and metrics."""
+    def train_on_batch(self, x: Any, y: Any, *, sample_weight: Any = None,
+                       class_weight: dict[int, float] | None = None,
+                       return_dict: bool = False) -> Evaluation | dict[str, float]:
+        """One optimizer step on one batch (weighted as in :meth:`fit`); returns that batch's
+        loss and metrics as an :class:`~xpnn.history.Evaluation` (a dict with
+        ``return_dict``)."""
         self._require_compiled()
         with self.backend.scope():
             x_data, y_data = self._data(x, y)
+            w_data = (self._class_weights(class_weight, sample_weight, y_data)
+                      if class_weight is not None else self._sample_weights(sample_weight, y_data))
             tally = self._tally()
             tally.reset()
-            self._train_step(self._rows(x_data, slice(None)), self._rows(y_data, slice(None)),
-                             self.trainable_parameters(), tally)
-            return tally.logs()
+            every = slice(None)
+            self._train_step(self._rows(x_data, every), self._rows(y_data, every),
+                             self._rows(w_data, every), self.trainable_parameters(), tally)
+            return _result(tally.logs(), return_dict)
 
     # -- evaluation and inference ------------------------------------------------------------
-    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256,
-                 distributed: bool = False) -> dict[str, float]:
-        """The loss (with the L2 term) and metrics over (x, y), as a dict of floats.
+    def evaluate(self, x: Any, y: Any, *, batch_size: int = 256, sample_weight: Any = None,
+                 verbose: int = 0, return_dict: bool = False, distributed: bool = False
+                 ) -> Evaluation | dict[str, float]:
+        """The loss (with the L2 term; weighted by ``sample_weight`` as in :meth:`fit`) and
+        the metrics over (x, y): an :class:`~xpnn.history.Evaluation`, which unpacks in
+        Keras's order (``loss, accuracy = model.evaluate(...)``) and reads by name
+        (``["accuracy"]``); a dict with ``return_dict=True``. ``verbose=1`` shows a progress
+        bar (on a terminal; the final line elsewhere), 2 the final line only; the default 0
+        is silent (Keras: 1).
 
         ``distributed=True`` (in an MPI job, every rank calling it with the same data):
         each rank evaluates a contiguous share of the samples with its own model (the same
@@ -361,35 +404,52 @@ class Trainer:
         replicas = distributed_module.replicas(distributed, self.backend)
         with self.backend.scope(), replicas.running():
             x_data, y_data = self._data(x, y)
+            w_data = self._sample_weights(sample_weight, y_data)
             replicas.check_same({"samples": int(x_data[0].shape[0])})
-            return self._evaluate_data(x_data, y_data, batch_size, replicas)
+            num_rows = len(replicas.shard(np.arange(int(x_data[0].shape[0]))))
+            progress = ProgressBar(math.ceil(num_rows / batch_size), "Evaluate",
+                                   verbose if replicas.is_main else 0)
+            logs = self._evaluate_data(x_data, y_data, w_data, batch_size, replicas,
+                                       progress)
+            progress.finish(logs)
+            return _result(logs, return_dict)
 
-    def test_on_batch(self, x: Any, y: Any) -> dict[str, float]:
-        """Loss and metrics of one batch, without updating anything."""
+    def test_on_batch(self, x: Any, y: Any, *, sample_weight: Any = None,
+                      return_dict: bool = False) -> Evaluation | dict[str, float]:
+        """Loss and metrics of one batch (weighted as in :meth:`fit`), without updating
+        anything: an :class:`~xpnn.history.Evaluation` (a dict with ``return_dict``)."""
         self._require_compiled()
         with self.backend.scope():
             x_data, y_data = self._data(x, y)
-            return self._evaluate_data(x_data, y_data, int(x_data[0].shape[0]))
+            w_data = self._sample_weights(sample_weight, y_data)
+            logs = self._evaluate_data(x_data, y_data, w_data, int(x_data[0].shape[0]))
+            return _result(logs, return_dict)
 
-    def _evaluate_data(self, x_data: list[Array], y_data: list[Array], batch_size: int,
-                       replicas: distributed_module.Replicas = distributed_module.LOCAL
-                       ) -> dict[str, float]:
+    def _evaluate_data(self, x_data: list[Array], y_data: list[Array],
+                       w_data: list[Array | None], batch_size: int,
+                       replicas: distributed_module.Replicas = distributed_module.LOCAL,
+                       progress: ProgressBar | None = None) -> dict[str, float]:
         """Loss and metrics over all samples (this rank's contiguous share of them, summed
-        over the ranks, in a distributed fit or evaluation)."""
+        over the ranks, in a distributed fit or evaluation), the losses weighted by
+        ``w_data`` where not None; ``progress`` is advanced batch by batch."""
         tally = self._tally()
         tally.reset()
         num_samples = int(x_data[0].shape[0])
         rows = replicas.shard(np.arange(num_samples))
         with self._out_of_memory("evaluation", batch_size):
-            for part in batch_indices(len(rows), batch_size, shuffle=False):
+            for step, part in enumerate(batch_indices(len(rows), batch_size, shuffle=False)):
                 indices = rows[part]
                 targets = self._rows(y_data, indices)
                 outputs, _ = self.graph.forward(self._rows(x_data, indices), training=False)
                 tally.check_predictions(self.output_losses, outputs)
-                values = [loss.forward(Context(), output, target) for loss, output, target
-                          in zip(self.output_losses, outputs, targets, strict=True)]
+                values = [loss.forward(_loss_context(weights), output, target)
+                          for loss, output, target, weights in zip(
+                              self.output_losses, outputs, targets,
+                              self._rows(w_data, indices), strict=True)]
                 total = _weighted_sum(values, self.loss_weights)
                 tally.add(total, values, outputs, targets, len(indices))
+                if progress is not None:
+                    progress.update(step + 1, tally.logs)
         replicas.reduce_accumulators(tally.accumulators)
         logs = tally.logs()
         penalty = self.optimizer.penalty(self.trainable_parameters())
@@ -397,20 +457,26 @@ class Trainer:
             logs["loss"] += float(penalty)
         return logs
 
-    def predict(self, x: Any, *, batch_size: int = 256) -> np.ndarray | list[np.ndarray]:
+    def predict(self, x: Any, *, batch_size: int = 256, verbose: int = 0
+                ) -> np.ndarray | list[np.ndarray]:
         """The model's outputs for ``x`` as NumPy arrays (inference mode): one array, or a
-        list with several outputs."""
+        list with several outputs. ``verbose`` as for :meth:`evaluate` (default 0, silent;
+        Keras: 1)."""
         batch_size = checks.integer(f"model '{self.name}'", "batch_size", batch_size, 1)
         with self.backend.scope():
             x_data = self._inputs(x)
+            num_samples = int(x_data[0].shape[0])
+            progress = ProgressBar(math.ceil(num_samples / batch_size), "Predict", verbose)
             parts: list[list[np.ndarray]] = [[] for _ in self.output_specs]
             with self._out_of_memory("predict", batch_size):
-                for indices in batch_indices(int(x_data[0].shape[0]), batch_size,
-                                             shuffle=False):
+                for step, indices in enumerate(batch_indices(num_samples, batch_size,
+                                                             shuffle=False)):
                     outputs, _ = self.graph.forward(self._rows(x_data, indices),
                                                     training=False)
                     for part, output in zip(parts, outputs, strict=True):
                         part.append(self.backend.to_host(output))
+                    progress.update(step + 1, dict)
+            progress.finish({})
         results = [np.concatenate(part, axis=0) for part in parts]
         return results[0] if self._single_output else results
 
@@ -456,9 +522,55 @@ class Trainer:
                                                 strict=True)]
         return x_data, y_data
 
-    def _rows(self, data: list[Array], indices: np.ndarray | slice) -> list[Array]:
-        """One batch on the device: the rows ``indices`` of every array."""
-        return [self.backend.take_rows(array, indices) for array in data]
+    def _rows(self, data: list[Any], indices: np.ndarray | slice) -> list[Any]:
+        """One batch on the device: the rows ``indices`` of every array (None stays None:
+        an output without sample weights)."""
+        return [None if array is None else self.backend.take_rows(array, indices)
+                for array in data]
+
+    def _sample_weights(self, sample_weight: Any, y_data: list[Array], role: str = ""
+                        ) -> list[Array | None]:
+        """Per output, its sample weights checked and cast (None: unweighted): one array
+        for every output, or a list / dict of arrays (or None) by output."""
+        names = [spec.name for spec in self.output_specs]
+        if sample_weight is None:
+            return [None] * len(names)
+        where = f"model '{self.name}'"
+        several = isinstance(sample_weight, dict) or (
+            len(names) > 1 and isinstance(sample_weight, list | tuple))
+        weights = (by_position(sample_weight, names, where, f"{role}sample weight")
+                   if several else [sample_weight] * len(names))
+        num_samples = int(y_data[0].shape[0])
+        return [None if array is None else check_sample_weight(
+                    self.backend, spec, self.dtype, array, num_samples, where,
+                    f"{role}sample_weight" + (f" '{spec.name}'" if len(names) > 1 else ""))
+                for spec, array in zip(self.output_specs, weights, strict=True)]
+
+    def _class_weights(self, class_weight: dict[int, float], sample_weight: Any,
+                       y_data: list[Array]) -> list[Array | None]:
+        """The sample weights ``class_weight`` gives the targets (see
+        :func:`~xpnn.inputs.class_weights`), for a single classification output."""
+        where = f"model '{self.name}'"
+        if sample_weight is not None:
+            raise ValueError(f"{where}: pass class_weight or sample_weight, not both (as in "
+                             "Keras): multiply the class weights into sample_weight instead")
+        if len(self.output_losses) != 1 or self.output_losses[0].task is None:
+            raise ValueError(f"{where}: class_weight needs one classification output (a "
+                             "categorical or binary cross-entropy loss); use sample_weight "
+                             "for other models")
+        return [class_weights(self.backend, class_weight, y_data[0], self.dtype, where)]
+
+    def _validation_data(self, validation_data: Any) -> tuple[list[Array], list[Array],
+                                                                list[Array | None]]:
+        """``validation_data`` (x, y) or (x, y, sample_weight) checked and cast."""
+        where = f"model '{self.name}'"
+        if not isinstance(validation_data, list | tuple) or len(validation_data) not in (2, 3):
+            count = len(validation_data) if isinstance(validation_data, list | tuple) else 1
+            raise ValueError(f"{where}: validation_data must be (x_val, y_val) or (x_val, "
+                             f"y_val, sample_weight_val), received {count} item(s)")
+        x_data, y_data = self._data(validation_data[0], validation_data[1], "validation ")
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        return x_data, y_data, self._sample_weights(weights, y_data, "validation ")
 
     @contextmanager
     def _out_of_memory(self, what: str, batch_size: int) -> Iterator[None]:
@@ -496,13 +608,37 @@ def _weighted_sum(values: list[Array], weights: list[float]) -> Array:
     return total
 
 
-def _pair(validation_data: Any, where: str) -> tuple[Any, Any]:
-    """``validation_data`` as (x, y); anything else is refused rather than half-used."""
-    if not isinstance(validation_data, list | tuple) or len(validation_data) != 2:
-        count = len(validation_data) if isinstance(validation_data, list | tuple) else 1
-        raise ValueError(f"{where}: validation_data must be (x_val, y_val), received "
-                         f"{count} item(s); sample weights for validation are not supported")
-    return validation_data[0], validation_data[1]
+def _loss_context(sample_weight: Array | None, training: bool = False) -> Context:
+    """A loss call's context, carrying the batch's sample weights (see
+    :meth:`Loss.weigh <xpnn.losses.Loss.weigh>`)."""
+    ctx = Context(training=training)
+    if sample_weight is not None:
+        ctx.sample_weight = sample_weight
+    return ctx
+
+
+def _split(data: tuple[list[Any], ...], validation_split: float, where: str
+           ) -> tuple[tuple[list[Any], ...], tuple[list[Any], ...]]:
+    """Keras's ``validation_split``: every array's first ⌊N·(1 − split)⌋ rows train, the
+    rest validate (no shuffling first)."""
+    validation_split = checks.number(where, "validation_split", validation_split, 0, 1)
+    num_samples = int(data[0][0].shape[0])
+    split_at = math.floor(num_samples * (1.0 - validation_split))
+    if split_at in (0, num_samples):
+        raise ValueError(f"{where}: validation_split={validation_split} of {num_samples} "
+                         f"samples leaves {split_at} for training and "
+                         f"{num_samples - split_at} for validation; each needs at least one")
+
+    def rows(part: slice) -> tuple[list[Any], ...]:
+        return tuple([None if array is None else array[part] for array in arrays]
+                     for arrays in data)
+
+    return rows(slice(0, split_at)), rows(slice(split_at, None))
+
+
+def _result(logs: dict[str, float], return_dict: bool) -> Evaluation | dict[str, float]:
+    """``evaluate``'s value: an Evaluation, or a dict with ``return_dict``."""
+    return dict(logs) if return_dict else Evaluation(logs)
 
 
 def _non_finite_loss(batch_losses: dict[int, Any], epoch: int, steps: int) -> NonFiniteError:
