@@ -1,0 +1,241 @@
+"""Fused, threaded element-wise kernels of the NumPy backend, compiled by Numba.
+
+NumPy's element-wise loops run on one core and a chain of them streams memory once per
+operation, writing a temporary each time. The kernels here do each step of training that
+is element-wise — ReLU and its mask, the mask's product with a gradient, the bias add, the
+optimizers' updates, the convolution's window gather and its fold, max pooling — in one
+pass over memory, split across threads (``numba.prange``, OpenMP's threads where
+``libgomp`` is present). Each performs the generic version's operations in the generic
+version's order, in the arrays' dtype (scalars are cast to it first, as NumPy does with
+Python floats), with no fused multiply-add (Numba leaves ``fastmath`` off), so the results
+are bit-identical to :class:`~xpnn.backends.base.Backend`'s; ``tests/test_kernels.py`` and
+``tests/test_conv.py`` check that.
+
+Threads follow the BLAS: a kernel runs on as many threads as NumPy's BLAS uses now
+(``threadpoolctl``'s count, so ``threadpool_limits`` and ``OMP_NUM_THREADS`` /
+``OPENBLAS_NUM_THREADS`` apply), at most Numba's own maximum (``NUMBA_NUM_THREADS``).
+
+Compiled on first use per dtype and layout, cached on disk (``cache=True``). Without
+Numba (not installed, or too old for this NumPy) :data:`UNAVAILABLE` says why and the
+NumPy backend runs its NumPy versions.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+try:
+    import numba
+    from numba import prange
+except ImportError as error:  # pragma: no cover - numba is a dependency; see UNAVAILABLE
+    numba = None
+    prange = range
+    #: Why the fused kernels cannot run here, or None when they can.
+    UNAVAILABLE: str | None = f"numba cannot be imported ({error})"
+else:
+    UNAVAILABLE = None
+
+
+def _kernel(function: Any) -> Any:
+    """``function`` compiled by Numba as a parallel, GIL-free kernel (itself without
+    Numba, so the module still imports)."""
+    if numba is None:  # pragma: no cover
+        return function
+    return numba.njit(parallel=True, nogil=True, cache=True)(function)
+
+
+class Threads:
+    """The thread count of the kernels: the BLAS's, read on every call (a C call through
+    ``threadpoolctl``, about 1 µs) and handed to Numba when it changes (Numba's setting is
+    per calling thread and costs about 9 µs)."""
+
+    def __init__(self) -> None:
+        self._blas: Any = None
+        self._local = threading.local()
+
+    def count(self) -> int:
+        """The BLAS's current thread count, at most Numba's maximum (1 without a BLAS that
+        ``threadpoolctl`` knows)."""
+        if self._blas is None:
+            import threadpoolctl
+
+            found = threadpoolctl.ThreadpoolController().select(user_api="blas")
+            self._blas = found.lib_controllers[:1]
+        if not self._blas:
+            return 1
+        return max(1, min(self._blas[0].num_threads, numba.config.NUMBA_NUM_THREADS))
+
+    def apply(self) -> None:
+        """Make Numba's thread count in this thread :meth:`count`."""
+        wanted = self.count()
+        if getattr(self._local, "numba_threads", None) != wanted:
+            numba.set_num_threads(wanted)
+            self._local.numba_threads = wanted
+
+
+THREADS = Threads()
+
+# == element-wise kernels on flat arrays (the memory of arrays that share one dense layout)
+
+
+@_kernel
+def relu(x: Any, y: Any, mask: Any) -> None:  # pragma: no cover - compiled
+    """mask = [x > 0], y = max(x, 0) as NumPy's ``maximum(x, 0)``: NaN stays NaN, ±0
+    gives +0."""
+    for i in prange(x.size):
+        value = x[i]
+        positive = value > 0
+        mask[i] = positive
+        y[i] = value if positive or value != value else 0
+
+
+@_kernel
+def apply_mask(values: Any, mask: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """out = values where mask, else 0 (``where(mask, values, 0)``)."""
+    for i in prange(values.size):
+        out[i] = values[i] if mask[i] else 0
+
+
+@_kernel
+def momentum_step(value: Any, velocity: Any, grad: Any, learning_rate: Any,
+                  momentum: Any, nesterov: bool) -> None:  # pragma: no cover - compiled
+    """s = η g; v ← μ v − s; w ← w + v, or w ← (w − s) + μ v (Nesterov)."""
+    for i in prange(value.size):
+        scaled = learning_rate * grad[i]
+        v = velocity[i] * momentum - scaled
+        velocity[i] = v
+        if nesterov:
+            value[i] = (value[i] - scaled) + momentum * v
+        else:
+            value[i] = value[i] + v
+
+
+@_kernel
+def adam_step(value: Any, m: Any, v: Any, grad: Any, decay: bool, kept: Any, beta_1: Any,
+              one_minus_beta_1: Any, beta_2: Any, one_minus_beta_2: Any, step_size: Any,
+              epsilon: Any) -> None:  # pragma: no cover - compiled
+    """w ← w·(1 − ηλ) (when ``decay``); m ← β₁ m + (1 − β₁) g;
+    v ← β₂ v + (g g)(1 − β₂); w ← w − (m / (√v + ε̂)) η_t."""
+    for i in prange(value.size):
+        g = grad[i]
+        w = value[i] * kept if decay else value[i]
+        m_i = m[i] * beta_1 + one_minus_beta_1 * g
+        v_i = v[i] * beta_2 + (g * g) * one_minus_beta_2
+        m[i] = m_i
+        v[i] = v_i
+        value[i] = w - (m_i / (np.sqrt(v_i) + epsilon)) * step_size
+
+
+@_kernel
+def rmsprop_step(value: Any, mean_square: Any, grad: Any, learning_rate: Any, rho: Any,
+                 one_minus_rho: Any, epsilon: Any) -> None:  # pragma: no cover - compiled
+    """h ← ρ h + (1 − ρ)(g g); w ← w − η g / (√h + ε)."""
+    for i in prange(value.size):
+        g = grad[i]
+        h = mean_square[i] * rho + one_minus_rho * (g * g)
+        mean_square[i] = h
+        value[i] = value[i] - learning_rate * g / (np.sqrt(h) + epsilon)
+
+
+@_kernel
+def adagrad_step(value: Any, sum_squares: Any, grad: Any, learning_rate: Any,
+                 epsilon: Any) -> None:  # pragma: no cover - compiled
+    """h ← h + g g; w ← w − η g / (√h + ε)."""
+    for i in prange(value.size):
+        g = grad[i]
+        h = sum_squares[i] + g * g
+        sum_squares[i] = h
+        value[i] = value[i] - learning_rate * g / (np.sqrt(h) + epsilon)
+
+
+@_kernel
+def add_bias(rows: Any, bias: Any) -> None:  # pragma: no cover - compiled
+    """rows[r, f] += bias[f], row by row (C-contiguous rows)."""
+    width = bias.size
+    for r in prange(rows.shape[0]):
+        for f in range(width):
+            rows[r, f] += bias[f]
+
+
+# == window kernels on (N, H, W, C) views (any strides): split over the images ============
+
+
+@_kernel
+def gather_windows(windows: Any, rows: Any) -> None:  # pragma: no cover - compiled
+    """rows[n, i, j, p, q, c] = windows[n, i, j, p, q, c]: the strided windows copied into
+    the contiguous rows of the convolution's product, image by image."""
+    n, out_h, out_w, k_h, k_w, c = windows.shape
+    for image in prange(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                for p in range(k_h):
+                    for q in range(k_w):
+                        for channel in range(c):
+                            rows[image, i, j, p, q, channel] = \
+                                windows[image, i, j, p, q, channel]
+
+
+@_kernel
+def add_to(target: Any, source: Any) -> None:  # pragma: no cover - compiled
+    """target += source, image by image, both (N, H, W, C) views."""
+    n, height, width, c = target.shape
+    for image in prange(n):
+        for i in range(height):
+            for j in range(width):
+                for channel in range(c):
+                    target[image, i, j, channel] += source[image, i, j, channel]
+
+
+@_kernel
+def max_pool(padded: Any, best: Any, winner: Any, k_h: int, k_w: int, s_h: int, s_w: int,
+             d_h: int, d_w: int) -> None:  # pragma: no cover - compiled
+    """best[n, i, j, c] = the maximum over the taps (p, q) of padded[n, i·s_h + p·d_h,
+    j·s_w + q·d_w, c], NaN propagating as NumPy's ``maximum``; winner = the first tap
+    (row-major) strictly greater than all before it: the strided kernel's running maximum
+    (``maximum(top, value)`` is ``value`` unless ``top`` is NaN or larger), window by
+    window instead of tap by tap."""
+    n, out_h, out_w, c = best.shape
+    for image in prange(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                for channel in range(c):
+                    top = padded[image, i * s_h, j * s_w, channel]
+                    won = 0
+                    for tap in range(1, k_h * k_w):
+                        p, q = tap // k_w, tap % k_w
+                        value = padded[image, i * s_h + p * d_h, j * s_w + q * d_w, channel]
+                        if top != top:  # NaN so far: maximum keeps it
+                            continue
+                        if value > top:
+                            top = value
+                            won = tap
+                        elif not top > value:  # equal or NaN: maximum(top, value) = value
+                            top = value
+                    best[image, i, j, channel] = top
+                    winner[image, i, j, channel] = won
+
+
+@_kernel
+def max_pool_backward(grad: Any, winner: Any, total: Any, k_h: int, k_w: int, s_h: int,
+                      s_w: int, d_h: int, d_w: int,
+                      overlapping: bool) -> None:  # pragma: no cover - compiled
+    """For each tap t = (p, q) in order, total[n, i·s_h + p·d_h, j·s_w + q·d_w, c] is set
+    to (or, with ``overlapping`` windows, added) G[n, i, j, c] · [winner = t]: the
+    strided kernel's arithmetic, in its order for every pixel."""
+    n, out_h, out_w, c = grad.shape
+    for image in prange(n):
+        for tap in range(k_h * k_w):
+            p, q = tap // k_w, tap % k_w
+            for i in range(out_h):
+                for j in range(out_w):
+                    row, column = i * s_h + p * d_h, j * s_w + q * d_w
+                    for channel in range(c):
+                        routed = grad[image, i, j, channel] * (winner[image, i, j, channel]
+                                                                == tap)
+                        if overlapping:
+                            total[image, row, column, channel] += routed
+                        else:
+                            total[image, row, column, channel] = routed
