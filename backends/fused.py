@@ -22,7 +22,9 @@ NumPy backend runs its NumPy versions.
 
 from __future__ import annotations
 
+import os
 import threading
+import types
 from typing import Any
 
 import numpy as np
@@ -39,22 +41,63 @@ else:
     UNAVAILABLE = None
 
 
-def _kernel(function: Any) -> Any:
-    """``function`` compiled by Numba as a parallel, GIL-free kernel (itself without
-    Numba, so the module still imports)."""
-    if numba is None:  # pragma: no cover
-        return function
-    return numba.njit(parallel=True, nogil=True, cache=True)(function)
+class Kernel:
+    """A kernel compiled twice by Numba from one function, GIL-free: ``serial`` (one
+    thread; ``prange`` is ``range``) and ``parallel`` (``prange`` split across Numba's
+    threads). Calling it runs the parallel version on arrays of ``PARALLEL_FROM`` entries
+    or more when the BLAS has several threads, else the serial one (without Numba, the
+    plain Python function: the module still imports)."""
+
+    #: Entries from which a kernel runs on several threads. Waking the threads costs
+    #: 10-50 µs on this project's 2-core VM (more when another process holds a core), so
+    #: smaller arrays stay on one: measured for ReLU with another process busy, 64 Ki
+    #: float32 took 25 µs on one thread and 70 µs on two, 1 Mi 356 against 226 µs.
+    PARALLEL_FROM = 1 << 17
+
+    def __init__(self, function: Any) -> None:
+        self.__doc__, self.__name__ = function.__doc__, function.__name__
+        if numba is None:  # pragma: no cover
+            self.serial = self.parallel = function
+            return
+        self.serial = numba.njit(nogil=True, cache=True)(function)
+        self.parallel = numba.njit(parallel=True, nogil=True, cache=True)(
+            _renamed(function, f"{function.__qualname__}_parallel"))
+
+    def __call__(self, size: int, *args: Any) -> None:
+        """Run on ``args`` (``size``: the entries the kernel goes over)."""
+        if size >= self.PARALLEL_FROM and THREADS.use_several():
+            self.parallel(*args)
+        else:
+            self.serial(*args)
+
+
+def _renamed(function: Any, qualname: str) -> Any:
+    """A copy of ``function`` under another qualified name. Numba's disk cache names its
+    files by the function's qualified name and line and does not tell a parallel
+    compilation from a serial one: without a name of its own, the serial version loaded
+    the parallel one's code from the cache (and ran it on threads that spin)."""
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
+    copy.__qualname__ = qualname
+    return copy
 
 
 class Threads:
-    """The thread count of the kernels: the BLAS's, read on every call (a C call through
-    ``threadpoolctl``, about 1 µs) and handed to Numba when it changes (Numba's setting is
-    per calling thread and costs about 9 µs)."""
+    """The thread count of the parallel kernels: the BLAS's, read on every call (a C call
+    through ``threadpoolctl``, about 1 µs) and handed to Numba when it changes (Numba's
+    setting is per calling thread and costs about 9 µs).
+
+    Numba's threads are started with OpenMP's passive wait policy unless the user set
+    ``OMP_WAIT_POLICY``: waiting threads sleep instead of spinning. Spinning threads
+    took a whole time slice (about 7 ms per kernel, against 70 µs passive) whenever
+    another process held one of the two cores, as they fought OpenBLAS's own threads.
+    The variable is set only while Numba loads its OpenMP layer and then restored, so
+    libraries loaded later (PyTorch's own OpenMP) still see the user's environment."""
 
     def __init__(self) -> None:
         self._blas: Any = None
         self._local = threading.local()
+        self._started = False
 
     def count(self) -> int:
         """The BLAS's current thread count, at most Numba's maximum (1 without a BLAS that
@@ -68,12 +111,30 @@ class Threads:
             return 1
         return max(1, min(self._blas[0].num_threads, numba.config.NUMBA_NUM_THREADS))
 
-    def apply(self) -> None:
-        """Make Numba's thread count in this thread :meth:`count`."""
+    def use_several(self) -> bool:
+        """Whether the parallel kernels should run now (the BLAS has several threads);
+        if so, Numba's thread count in this thread is made the BLAS's."""
         wanted = self.count()
+        if wanted == 1:
+            return False
+        if not self._started:
+            self._start()
         if getattr(self._local, "numba_threads", None) != wanted:
             numba.set_num_threads(wanted)
             self._local.numba_threads = wanted
+        return True
+
+    def _start(self) -> None:
+        """Start Numba's threads (see the class docstring for the wait policy)."""
+        user_policy = os.environ.get("OMP_WAIT_POLICY")
+        if user_policy is None:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            numba.get_num_threads()  # loads the threading layer
+        finally:
+            if user_policy is None:
+                del os.environ["OMP_WAIT_POLICY"]
+        self._started = True
 
 
 THREADS = Threads()
@@ -81,7 +142,7 @@ THREADS = Threads()
 # == element-wise kernels on flat arrays (the memory of arrays that share one dense layout)
 
 
-@_kernel
+@Kernel
 def relu(x: Any, y: Any, mask: Any) -> None:  # pragma: no cover - compiled
     """mask = [x > 0], y = max(x, 0) as NumPy's ``maximum(x, 0)``: NaN stays NaN, ±0
     gives +0."""
@@ -92,14 +153,14 @@ def relu(x: Any, y: Any, mask: Any) -> None:  # pragma: no cover - compiled
         y[i] = value if positive or value != value else 0
 
 
-@_kernel
+@Kernel
 def apply_mask(values: Any, mask: Any, out: Any) -> None:  # pragma: no cover - compiled
     """out = values where mask, else 0 (``where(mask, values, 0)``)."""
     for i in prange(values.size):
         out[i] = values[i] if mask[i] else 0
 
 
-@_kernel
+@Kernel
 def momentum_step(value: Any, velocity: Any, grad: Any, learning_rate: Any,
                   momentum: Any, nesterov: bool) -> None:  # pragma: no cover - compiled
     """s = η g; v ← μ v − s; w ← w + v, or w ← (w − s) + μ v (Nesterov)."""
@@ -113,7 +174,7 @@ def momentum_step(value: Any, velocity: Any, grad: Any, learning_rate: Any,
             value[i] = value[i] + v
 
 
-@_kernel
+@Kernel
 def adam_step(value: Any, m: Any, v: Any, grad: Any, decay: bool, kept: Any, beta_1: Any,
               one_minus_beta_1: Any, beta_2: Any, one_minus_beta_2: Any, step_size: Any,
               epsilon: Any) -> None:  # pragma: no cover - compiled
@@ -129,7 +190,7 @@ def adam_step(value: Any, m: Any, v: Any, grad: Any, decay: bool, kept: Any, bet
         value[i] = w - (m_i / (np.sqrt(v_i) + epsilon)) * step_size
 
 
-@_kernel
+@Kernel
 def rmsprop_step(value: Any, mean_square: Any, grad: Any, learning_rate: Any, rho: Any,
                  one_minus_rho: Any, epsilon: Any) -> None:  # pragma: no cover - compiled
     """h ← ρ h + (1 − ρ)(g g); w ← w − η g / (√h + ε)."""
@@ -140,7 +201,7 @@ def rmsprop_step(value: Any, mean_square: Any, grad: Any, learning_rate: Any, rh
         value[i] = value[i] - learning_rate * g / (np.sqrt(h) + epsilon)
 
 
-@_kernel
+@Kernel
 def adagrad_step(value: Any, sum_squares: Any, grad: Any, learning_rate: Any,
                  epsilon: Any) -> None:  # pragma: no cover - compiled
     """h ← h + g g; w ← w − η g / (√h + ε)."""
@@ -151,7 +212,7 @@ def adagrad_step(value: Any, sum_squares: Any, grad: Any, learning_rate: Any,
         value[i] = value[i] - learning_rate * g / (np.sqrt(h) + epsilon)
 
 
-@_kernel
+@Kernel
 def add_bias(rows: Any, bias: Any) -> None:  # pragma: no cover - compiled
     """rows[r, f] += bias[f], row by row (C-contiguous rows)."""
     width = bias.size
@@ -163,22 +224,26 @@ def add_bias(rows: Any, bias: Any) -> None:  # pragma: no cover - compiled
 # == window kernels on (N, H, W, C) views (any strides): split over the images ============
 
 
-@_kernel
-def gather_windows(windows: Any, rows: Any) -> None:  # pragma: no cover - compiled
-    """rows[n, i, j, p, q, c] = windows[n, i, j, p, q, c]: the strided windows copied into
-    the contiguous rows of the convolution's product, image by image."""
-    n, out_h, out_w, k_h, k_w, c = windows.shape
+@Kernel
+def gather_windows(padded: Any, rows: Any, s_h: int, s_w: int, d_h: int,
+                   d_w: int) -> None:  # pragma: no cover - compiled
+    """rows[n, i, j, p, q, c] = padded[n, i·s_h + p·d_h, j·s_w + q·d_w, c]: the windows of
+    the padded (N, H, W, C) input copied into the contiguous rows of the convolution's
+    product (N, H_out, W_out, k_h, k_w, C), image by image."""
+    n, out_h, out_w, k_h, k_w, c = rows.shape
     for image in prange(n):
         for i in range(out_h):
             for j in range(out_w):
                 for p in range(k_h):
+                    row = i * s_h + p * d_h
                     for q in range(k_w):
+                        column = j * s_w + q * d_w
                         for channel in range(c):
-                            rows[image, i, j, p, q, channel] = \
-                                windows[image, i, j, p, q, channel]
+                            rows[image, i, j, p, q, channel] = padded[image, row, column,
+                                                                      channel]
 
 
-@_kernel
+@Kernel
 def add_to(target: Any, source: Any) -> None:  # pragma: no cover - compiled
     """target += source, image by image, both (N, H, W, C) views."""
     n, height, width, c = target.shape
@@ -189,36 +254,36 @@ def add_to(target: Any, source: Any) -> None:  # pragma: no cover - compiled
                     target[image, i, j, channel] += source[image, i, j, channel]
 
 
-@_kernel
-def max_pool(padded: Any, best: Any, winner: Any, k_h: int, k_w: int, s_h: int, s_w: int,
+@Kernel
+def max_pool(padded: Any, best: Any, winner: Any, taps: Any, k_w: int, s_h: int, s_w: int,
              d_h: int, d_w: int) -> None:  # pragma: no cover - compiled
     """best[n, i, j, c] = the maximum over the taps (p, q) of padded[n, i·s_h + p·d_h,
-    j·s_w + q·d_w, c], NaN propagating as NumPy's ``maximum``; winner = the first tap
-    (row-major) strictly greater than all before it: the strided kernel's running maximum
-    (``maximum(top, value)`` is ``value`` unless ``top`` is NaN or larger), window by
-    window instead of tap by tap."""
+    j·s_w + q·d_w, c] and winner[n, i, j, c] the first tap (row-major) that holds it: the
+    strided kernel's running maximum, tap by tap within each window (the channels
+    innermost): top ← maximum(top, value) (``value`` unless ``top`` is NaN or larger) and
+    winner ← t where value > top. ``taps`` = 0, 1, …, k_h·k_w − 1 in the winners' dtype
+    (selects between values of one type vectorise)."""
     n, out_h, out_w, c = best.shape
     for image in prange(n):
         for i in range(out_h):
             for j in range(out_w):
                 for channel in range(c):
-                    top = padded[image, i * s_h, j * s_w, channel]
-                    won = 0
-                    for tap in range(1, k_h * k_w):
-                        p, q = tap // k_w, tap % k_w
-                        value = padded[image, i * s_h + p * d_h, j * s_w + q * d_w, channel]
-                        if top != top:  # NaN so far: maximum keeps it
-                            continue
-                        if value > top:
-                            top = value
-                            won = tap
-                        elif not top > value:  # equal or NaN: maximum(top, value) = value
-                            top = value
-                    best[image, i, j, channel] = top
-                    winner[image, i, j, channel] = won
+                    best[image, i, j, channel] = padded[image, i * s_h, j * s_w, channel]
+                    winner[image, i, j, channel] = taps[0]
+                for tap in range(1, taps.size):
+                    row = i * s_h + (tap // k_w) * d_h
+                    column = j * s_w + (tap % k_w) * d_w
+                    index = taps[tap]
+                    for channel in range(c):
+                        top = best[image, i, j, channel]
+                        value = padded[image, row, column, channel]
+                        held = winner[image, i, j, channel]
+                        winner[image, i, j, channel] = index if value > top else held
+                        best[image, i, j, channel] = top if top > value or top != top \
+                            else value
 
 
-@_kernel
+@Kernel
 def max_pool_backward(grad: Any, winner: Any, total: Any, k_h: int, k_w: int, s_h: int,
                       s_w: int, d_h: int, d_w: int,
                       overlapping: bool) -> None:  # pragma: no cover - compiled

@@ -106,13 +106,15 @@ class NumpyBackend(Backend):
         """The convolution's rows (see ``Backend.unfold_rows``): the fused kernels copy the
         strided windows image by image on the BLAS's threads; else NumPy's reshape copies
         them on one."""
-        windows = self.unfold(x, window)
-        rows = windows.shape[0] * windows.shape[1] * windows.shape[2]
-        if not self._fused(windows.size, x):
-            return windows.reshape(rows, -1)
-        gathered = np.empty(windows.shape, dtype=windows.dtype)
-        fused.gather_windows(windows, gathered)
-        return gathered.reshape(rows, -1)
+        n, c, height, width = x.shape
+        out_h, out_w = window.output_size(height, width)
+        shape = (n, out_h, out_w, *window.size, c)
+        if not self._fused(math.prod(shape), x):
+            return self.unfold(x, window).reshape(n * out_h * out_w, -1)
+        gathered = np.empty(shape, dtype=x.dtype)
+        padded = strided.pad(np, x, window, 0.0).transpose(0, 2, 3, 1)
+        fused.gather_windows(gathered.size, padded, gathered, *window.stride, *window.dilation)
+        return gathered.reshape(n * out_h * out_w, -1)
 
     def max_pool(self, x: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Max pooling (see ``Backend.max_pool``): window by window in one fused pass split
@@ -123,10 +125,12 @@ class NumpyBackend(Backend):
         n, c, height, width = x.shape
         out_h, out_w = window.output_size(height, width)
         padded = strided.pad(np, x, window, -math.inf)
+        area = window.size[0] * window.size[1]
+        taps = np.arange(area, dtype=np.int8 if area <= 127 else np.int64)
         best = np.empty((n, out_h, out_w, c), dtype=x.dtype)
-        winner = np.empty((n, out_h, out_w, c), dtype=np.int8 if window.size[0]
-                          * window.size[1] <= 127 else np.int64)
-        fused.max_pool(padded.transpose(0, 2, 3, 1), best, winner, *_geometry(window))
+        winner = np.empty((n, out_h, out_w, c), dtype=taps.dtype)
+        fused.max_pool(best.size, padded.transpose(0, 2, 3, 1), best, winner, taps, window.size[1],
+                       *window.stride, *window.dilation)
         return best.transpose(0, 3, 1, 2), winner.transpose(0, 3, 1, 2)
 
     def max_pool_backward(self, grad_output: Any, winner: Any,
@@ -139,8 +143,9 @@ class NumpyBackend(Backend):
         total = strided.zeros(np, input_shape, window, grad_output.dtype)
         overlapping = any(stride < span for stride, span in
                           zip(window.stride, window.span, strict=True))
-        fused.max_pool_backward(grad_output.transpose(0, 2, 3, 1), winner.transpose(0, 2, 3, 1),
-                                total.transpose(0, 2, 3, 1), *_geometry(window), overlapping)
+        fused.max_pool_backward(grad_output.size, grad_output.transpose(0, 2, 3, 1),
+                                winner.transpose(0, 2, 3, 1), total.transpose(0, 2, 3, 1),
+                                *_geometry(window), overlapping)
         return total[window.interior(height, width)]
 
     def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
@@ -162,7 +167,7 @@ class NumpyBackend(Backend):
             return Backend.relu(self, x)
         y = layout.empty_in_order(np, x.shape, x.dtype, order)
         mask = layout.empty_in_order(np, x.shape, np.bool_, order)
-        fused.relu(_flat(x, order), _flat(y, order), _flat(mask, order))
+        fused.relu(x.size, _flat(x, order), _flat(y, order), _flat(mask, order))
         return y, mask
 
     def apply_mask(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -174,7 +179,7 @@ class NumpyBackend(Backend):
         if order is None or mask.dtype != np.bool_:
             return np.multiply(values, mask)
         out = layout.empty_in_order(np, values.shape, values.dtype, order)
-        fused.apply_mask(_flat(values, order), _flat(mask, order), _flat(out, order))
+        fused.apply_mask(values.size, _flat(values, order), _flat(mask, order), _flat(out, order))
         return out
 
     def add_bias(self, z: np.ndarray, bias: np.ndarray) -> None:
@@ -182,7 +187,7 @@ class NumpyBackend(Backend):
         fused kernels run."""
         if (z.ndim == 2 and z.flags.c_contiguous and bias.dtype == z.dtype
                 and self._fused(z.size, z)):
-            fused.add_bias(z, bias)
+            fused.add_bias(z.size, z, bias)
         else:
             z += bias
 
@@ -210,8 +215,8 @@ class NumpyBackend(Backend):
         (10 M float32 parameters: 1.5x faster than the generic version)."""
         if (order := self._fused_order(value, velocity, grad)) is not None:
             cast = value.dtype.type
-            fused.momentum_step(*_flat_all(order, value, velocity, grad), cast(learning_rate),
-                                cast(momentum), nesterov)
+            fused.momentum_step(value.size, *_flat_all(order, value, velocity, grad),
+                                cast(learning_rate), cast(momentum), nesterov)
             return
         if value.size < self.BLOCKED_FROM:
             Backend.momentum_step(self, value, velocity, grad, learning_rate, momentum,
@@ -237,7 +242,7 @@ class NumpyBackend(Backend):
         MLP's shapes: 1.7x)."""
         if (order := self._fused_order(value, m, v, grad)) is not None:
             cast = value.dtype.type
-            fused.adam_step(*_flat_all(order, value, m, v, grad), bool(decoupled_decay),
+            fused.adam_step(value.size, *_flat_all(order, value, m, v, grad), bool(decoupled_decay),
                             cast(1.0 - decoupled_decay), cast(beta_1), cast(1.0 - beta_1),
                             cast(beta_2), cast(1.0 - beta_2), cast(step_size), cast(epsilon))
             return
@@ -268,8 +273,8 @@ class NumpyBackend(Backend):
             Backend.rmsprop_step(self, value, mean_square, grad, learning_rate, rho, epsilon)
             return
         cast = value.dtype.type
-        fused.rmsprop_step(*_flat_all(order, value, mean_square, grad), cast(learning_rate),
-                           cast(rho), cast(1.0 - rho), cast(epsilon))
+        fused.rmsprop_step(value.size, *_flat_all(order, value, mean_square, grad),
+                           cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon))
 
     def adagrad_step(self, value: np.ndarray, sum_squares: np.ndarray, grad: np.ndarray,
                      learning_rate: float, epsilon: float) -> None:
@@ -278,16 +283,12 @@ class NumpyBackend(Backend):
             Backend.adagrad_step(self, value, sum_squares, grad, learning_rate, epsilon)
             return
         cast = value.dtype.type
-        fused.adagrad_step(*_flat_all(order, value, sum_squares, grad), cast(learning_rate),
-                           cast(epsilon))
+        fused.adagrad_step(value.size, *_flat_all(order, value, sum_squares, grad),
+                           cast(learning_rate), cast(epsilon))
 
     def _fused(self, size: int, array: np.ndarray) -> bool:
-        """Whether a fused kernel should run on ``size`` entries of ``array``'s dtype (and
-        set Numba's thread count for it)."""
-        if not (self.fast_kernels and size >= self.FUSED_FROM and layout.is_float(array)):
-            return False
-        fused.THREADS.apply()
-        return True
+        """Whether a fused kernel should run on ``size`` entries of ``array``'s dtype."""
+        return self.fast_kernels and size >= self.FUSED_FROM and layout.is_float(array)
 
     def _fused_order(self, *arrays: np.ndarray) -> tuple[int, ...] | None:
         """The memory order an element-wise fused kernel runs ``arrays`` in (one shape,
@@ -412,7 +413,7 @@ def _geometry(window: Window) -> tuple[int, ...]:
 
 def _fused_add(region: np.ndarray, product: np.ndarray) -> None:
     """region += product for (N, C, H, W) views, split over the images."""
-    fused.add_to(region.transpose(0, 2, 3, 1), product.transpose(0, 2, 3, 1))
+    fused.add_to(region.size, region.transpose(0, 2, 3, 1), product.transpose(0, 2, 3, 1))
 
 
 def _horner_in_place(coefficients: tuple[float, ...], s: np.ndarray) -> np.ndarray:

@@ -105,10 +105,10 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(params=["fused", "plain"])
 def kernel_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The NumPy backend's kernels under test, both ways: ``fused`` (its fused, threaded
-    kernels, on arrays of any size) and ``plain`` (switched off, as by
-    ``XPNN_FAST_KERNELS=0``: its NumPy versions). Other lanes have one way: their
-    ``plain`` run is skipped."""
+    """The NumPy backend's kernels under test, both ways: ``fused`` (its fused kernels on
+    arrays of any size, their parallel versions wherever the BLAS has several threads) and
+    ``plain`` (switched off, as by ``XPNN_FAST_KERNELS=0``: its NumPy versions). Other
+    lanes have one way: their ``plain`` run is skipped."""
     if "lane" in request.fixturenames and request.getfixturevalue("lane").name != "numpy":
         if request.param == "plain":
             pytest.skip("fused kernels are the NumPy backend's")
@@ -118,6 +118,7 @@ def kernel_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if request.param == "fused" and fused.UNAVAILABLE is not None:
         pytest.skip(f"fused kernels unavailable: {fused.UNAVAILABLE}")
     backend = xpnn.get_backend("cpu")
+    monkeypatch.setattr(fused.Kernel, "PARALLEL_FROM", 0)
     monkeypatch.setattr(backend, "fast_kernels", request.param == "fused")
     monkeypatch.setattr(backend, "FUSED_FROM", 0)
     return request.param

@@ -348,3 +348,26 @@ def test_unfold_rows_matches_the_generic_kernel(lane, dtype, channels_last, rng)
         generic = Backend.unfold_rows(lane.backend, x, window)
         assert tuple(rows.shape) == tuple(generic.shape)
         np.testing.assert_array_equal(lane.to_host(rows), lane.to_host(generic))
+
+
+def test_the_serial_and_parallel_fused_kernels_give_the_same_bits(rng):
+    """Each fused kernel is compiled twice (one thread, and split across threads): both
+    give the same bits on the same inputs (each entry's arithmetic is the same)."""
+    from xpnn.backends import fused
+
+    if fused.UNAVAILABLE is not None:
+        pytest.skip(fused.UNAVAILABLE)
+    size = 3000
+    x = rng.standard_normal(size).astype(np.float32)
+    outputs = {}
+    for version in ("serial", "parallel"):
+        y, mask = np.empty_like(x), np.empty(size, np.bool_)
+        getattr(fused.relu, version)(x, y, mask)
+        state = [array.copy() for array in (x, np.abs(x), x * x, x[::-1].copy())]
+        getattr(fused.adam_step, version)(*state, True, np.float32(0.99), np.float32(0.9),
+                                          np.float32(0.1), np.float32(0.999),
+                                          np.float32(0.001), np.float32(1e-3),
+                                          np.float32(1e-7))
+        outputs[version] = [y, mask, *state]
+    for serial, parallel in zip(outputs["serial"], outputs["parallel"], strict=True):
+        np.testing.assert_array_equal(serial, parallel)
