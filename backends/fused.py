@@ -59,8 +59,10 @@ class Kernel:
         if numba is None:  # pragma: no cover
             self.serial = self.parallel = function
             return
-        self.serial = numba.njit(nogil=True, cache=True)(function)
-        self.parallel = numba.njit(parallel=True, nogil=True, cache=True)(
+        # NumPy's error model: x/0 gives ±inf or NaN as in NumPy, not an exception (whose
+        # check per division also kept the serial loops from being vectorised: 4x slower)
+        self.serial = numba.njit(nogil=True, cache=True, error_model="numpy")(function)
+        self.parallel = numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")(
             _renamed(function, f"{function.__qualname__}_parallel"))
 
     def __call__(self, size: int, *args: Any) -> None:
@@ -175,14 +177,14 @@ def momentum_step(value: Any, velocity: Any, grad: Any, learning_rate: Any,
 
 
 @Kernel
-def adam_step(value: Any, m: Any, v: Any, grad: Any, decay: bool, kept: Any, beta_1: Any,
+def adam_step(value: Any, m: Any, v: Any, grad: Any, kept: Any, beta_1: Any,
               one_minus_beta_1: Any, beta_2: Any, one_minus_beta_2: Any, step_size: Any,
               epsilon: Any) -> None:  # pragma: no cover - compiled
-    """w ← w·(1 − ηλ) (when ``decay``); m ← β₁ m + (1 − β₁) g;
-    v ← β₂ v + (g g)(1 − β₂); w ← w − (m / (√v + ε̂)) η_t."""
+    """w ← w·(1 − ηλ); m ← β₁ m + (1 − β₁) g; v ← β₂ v + (g g)(1 − β₂);
+    w ← w − (m / (√v + ε̂)) η_t. Without decay ``kept`` is 1, and w·1 = w exactly."""
     for i in prange(value.size):
         g = grad[i]
-        w = value[i] * kept if decay else value[i]
+        w = value[i] * kept
         m_i = m[i] * beta_1 + one_minus_beta_1 * g
         v_i = v[i] * beta_2 + (g * g) * one_minus_beta_2
         m[i] = m_i

@@ -242,7 +242,7 @@ class NumpyBackend(Backend):
         MLP's shapes: 1.7x)."""
         if (order := self._fused_order(value, m, v, grad)) is not None:
             cast = value.dtype.type
-            fused.adam_step(value.size, *_flat_all(order, value, m, v, grad), bool(decoupled_decay),
+            fused.adam_step(value.size, *_flat_all(order, value, m, v, grad),
                             cast(1.0 - decoupled_decay), cast(beta_1), cast(1.0 - beta_1),
                             cast(beta_2), cast(1.0 - beta_2), cast(step_size), cast(epsilon))
             return

@@ -364,10 +364,29 @@ def test_the_serial_and_parallel_fused_kernels_give_the_same_bits(rng):
         y, mask = np.empty_like(x), np.empty(size, np.bool_)
         getattr(fused.relu, version)(x, y, mask)
         state = [array.copy() for array in (x, np.abs(x), x * x, x[::-1].copy())]
-        getattr(fused.adam_step, version)(*state, True, np.float32(0.99), np.float32(0.9),
+        getattr(fused.adam_step, version)(*state, np.float32(0.99), np.float32(0.9),
                                           np.float32(0.1), np.float32(0.999),
                                           np.float32(0.001), np.float32(1e-3),
                                           np.float32(1e-7))
         outputs[version] = [y, mask, *state]
     for serial, parallel in zip(outputs["serial"], outputs["parallel"], strict=True):
         np.testing.assert_array_equal(serial, parallel)
+
+
+@pytest.mark.usefixtures("kernel_mode")
+def test_division_by_zero_gives_what_numpy_gives_not_an_error():
+    """AdaGrad with ε = 0 on zero state and gradients divides 0 by 0: NaN, as the generic
+    version computes it (the fused kernels use NumPy's error model, not Python's)."""
+    import xpnn
+
+    backend = xpnn.get_backend("cpu")
+    state = [np.zeros((64, 80), np.float32) for _ in range(2)]
+    generic = [array.copy() for array in state]
+    grad = np.zeros((64, 80), np.float32)
+    grad[0, :3] = [1.0, -1.0, 0.0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        backend.adagrad_step(*state, grad, 0.1, 0.0)
+        Backend.adagrad_step(backend, *generic, grad, 0.1, 0.0)
+    assert np.isnan(state[0][0, 2]) and np.isnan(state[0][1, 0])
+    for got, want in zip(state, generic, strict=True):
+        np.testing.assert_array_equal(got, want)
