@@ -49,10 +49,11 @@ class Kernel:
     plain Python function: the module still imports)."""
 
     #: Entries from which a kernel runs on several threads. Waking the threads costs
-    #: 10-50 µs on this project's 2-core VM (more when another process holds a core), so
-    #: smaller arrays stay on one: measured for ReLU with another process busy, 64 Ki
+    #: 10-50 µs on this project's 2-core VM (more when another process holds a core), and
+    #: threads that have just run compete with OpenBLAS's for the cores, so only kernels
+    #: of a few hundred µs are split: measured for ReLU with another process busy, 64 Ki
     #: float32 took 25 µs on one thread and 70 µs on two, 1 Mi 356 against 226 µs.
-    PARALLEL_FROM = 1 << 17
+    PARALLEL_FROM = 1 << 20
 
     def __init__(self, function: Any) -> None:
         self.__doc__, self.__name__ = function.__doc__, function.__name__
@@ -93,13 +94,18 @@ class Threads:
     ``OMP_WAIT_POLICY``: waiting threads sleep instead of spinning. Spinning threads
     took a whole time slice (about 7 ms per kernel, against 70 µs passive) whenever
     another process held one of the two cores, as they fought OpenBLAS's own threads.
-    The variable is set only while Numba loads its OpenMP layer and then restored, so
-    libraries loaded later (PyTorch's own OpenMP) still see the user's environment."""
+    The variable is set only while Numba loads its OpenMP layer and then restored. An
+    OpenMP runtime that another library loaded first (PyTorch's ``libgomp``) is shared
+    and keeps its own policy, spinning by default: then the kernels stay serial (an MLP
+    step took 5x longer with its threads spinning beside OpenBLAS's), unless the user
+    set ``OMP_WAIT_POLICY`` themselves."""
 
     def __init__(self) -> None:
         self._blas: Any = None
         self._local = threading.local()
         self._started = False
+        #: Why the parallel versions never run in this process, or None.
+        self.serial_only: str | None = None
 
     def count(self) -> int:
         """The BLAS's current thread count, at most Numba's maximum (1 without a BLAS that
@@ -121,6 +127,8 @@ class Threads:
             return False
         if not self._started:
             self._start()
+        if self.serial_only:
+            return False
         if getattr(self._local, "numba_threads", None) != wanted:
             numba.set_num_threads(wanted)
             self._local.numba_threads = wanted
@@ -129,6 +137,7 @@ class Threads:
     def _start(self) -> None:
         """Start Numba's threads (see the class docstring for the wait policy)."""
         user_policy = os.environ.get("OMP_WAIT_POLICY")
+        foreign = _openmp_loaded()
         if user_policy is None:
             os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         try:
@@ -136,7 +145,26 @@ class Threads:
         finally:
             if user_policy is None:
                 del os.environ["OMP_WAIT_POLICY"]
+        if foreign and user_policy is None and numba.threading_layer() == "omp":
+            self.serial_only = ("an OpenMP runtime loaded by another library spins; "
+                                "set OMP_WAIT_POLICY=PASSIVE to thread the kernels")
         self._started = True
+
+    def describe(self) -> str:
+        """The kernels' threads in a few words."""
+        if self.serial_only:
+            return f"fused kernels on 1 thread ({self.serial_only})"
+        return f"fused kernels on {self.count()} threads"
+
+
+def _openmp_loaded() -> bool:
+    """Whether an OpenMP runtime (``libgomp``) is already loaded in this process (read from
+    ``/proc/self/maps``; False where that does not exist)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            return any("libgomp" in line for line in maps)
+    except OSError:
+        return False
 
 
 THREADS = Threads()

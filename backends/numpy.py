@@ -71,7 +71,7 @@ class NumpyBackend(Backend):
         """Library, version and device in one line, and whether the fused kernels run
         (on how many threads)."""
         if self.fast_kernels:
-            kernels = f"fused kernels on {fused.THREADS.count()} threads"
+            kernels = fused.THREADS.describe()
         else:
             kernels = "fused kernels off" + (f" ({fused.UNAVAILABLE})" if fused.UNAVAILABLE
                                              else "")
@@ -185,8 +185,8 @@ class NumpyBackend(Backend):
     def add_bias(self, z: np.ndarray, bias: np.ndarray) -> None:
         """``z += bias`` (see ``Backend.add_bias``), rows split over the threads when the
         fused kernels run."""
-        if (z.ndim == 2 and z.flags.c_contiguous and bias.dtype == z.dtype
-                and self._fused(z.size, z)):
+        if (self._fused(z.size, z) and z.ndim == 2 and z.flags.c_contiguous
+                and bias.dtype == z.dtype):
             fused.add_bias(z.size, z, bias)
         else:
             z += bias
@@ -288,7 +288,7 @@ class NumpyBackend(Backend):
 
     def _fused(self, size: int, array: np.ndarray) -> bool:
         """Whether a fused kernel should run on ``size`` entries of ``array``'s dtype."""
-        return self.fast_kernels and size >= self.FUSED_FROM and layout.is_float(array)
+        return size >= self.FUSED_FROM and self.fast_kernels and layout.is_float(array)
 
     def _fused_order(self, *arrays: np.ndarray) -> tuple[int, ...] | None:
         """The memory order an element-wise fused kernel runs ``arrays`` in (one shape,
