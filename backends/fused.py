@@ -68,10 +68,9 @@ class Kernel:
 
     def __call__(self, size: int, *args: Any) -> None:
         """Run on ``args`` (``size``: the entries the kernel goes over)."""
-        if size >= self.PARALLEL_FROM and THREADS.use_several():
-            self.parallel(*args)
-        else:
-            self.serial(*args)
+        if size < self.PARALLEL_FROM or not THREADS.use_several():
+            return self.serial(*args)
+        return self.parallel(*args)
 
 
 def _renamed(function: Any, qualname: str) -> Any:

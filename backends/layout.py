@@ -15,10 +15,14 @@ from typing import Any
 import numpy as np
 from xpnn.backends.base import FLOAT_DTYPES
 
+#: The type characters of FLOAT_DTYPES.
+_FLOAT_CHARS = tuple(np.dtype(name).char for name in FLOAT_DTYPES)
+
 
 def is_float(array: Any) -> bool:
-    """Whether ``array`` has one of the kernels' floating dtypes."""
-    return array.dtype.name in FLOAT_DTYPES
+    """Whether ``array`` has one of the kernels' floating dtypes (float32 or float64: type
+    characters ``f`` and ``d``; ``dtype.name`` builds a string, 3 µs a call)."""
+    return array.dtype.char in _FLOAT_CHARS
 
 
 def element_strides(array: Any) -> tuple[np.int64, ...] | None:
