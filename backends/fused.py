@@ -273,14 +273,17 @@ def gather_windows(padded: Any, rows: Any, s_h: int, s_w: int, d_h: int,
 
 
 @Kernel
-def add_to(target: Any, source: Any) -> None:  # pragma: no cover - compiled
-    """target += source, image by image, both (N, H, W, C) views."""
-    n, height, width, c = target.shape
+def add_tap(total: Any, product: Any, top: int, s_h: int, left: int,
+            s_w: int) -> None:  # pragma: no cover - compiled
+    """total[n, top + i·s_h, left + j·s_w, c] += product[n, i, j, c]: one tap's product
+    added into the padded (N, H, W, C) sum of a convolution's dL/dx, image by image."""
+    n, out_h, out_w, c = product.shape
     for image in prange(n):
-        for i in range(height):
-            for j in range(width):
+        for i in range(out_h):
+            for j in range(out_w):
                 for channel in range(c):
-                    target[image, i, j, channel] += source[image, i, j, channel]
+                    total[image, top + i * s_h, left + j * s_w, channel] += \
+                        product[image, i, j, channel]
 
 
 @Kernel

@@ -145,9 +145,13 @@ class NumpyBackend(Backend):
         total = strided.zeros(np, input_shape, window, grad_output.dtype)
         overlapping = any(stride < span for stride, span in
                           zip(window.stride, window.span, strict=True))
-        fused.max_pool_backward(grad_output.size, grad_output.transpose(0, 2, 3, 1),
-                                winner.transpose(0, 2, 3, 1), total.transpose(0, 2, 3, 1),
-                                *_geometry(window), overlapping)
+        # contiguous (N, H, W, C) operands: the loops then vectorise over the channels (the
+        # gradient of a padded convolution input is a strided view: 4.5 ms against 0.6 ms
+        # for (64, 32, 14, 14), more than the copy costs)
+        fused.max_pool_backward(grad_output.size,
+                                np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1)),
+                                np.ascontiguousarray(winner.transpose(0, 2, 3, 1)),
+                                total.transpose(0, 2, 3, 1), *_geometry(window), overlapping)
         return total[window.interior(height, width)]
 
     def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
@@ -428,9 +432,14 @@ def _geometry(window: Window) -> tuple[int, ...]:
     return (*window.size, *window.stride, *window.dilation)
 
 
-def _fused_add(region: np.ndarray, product: np.ndarray) -> None:
-    """region += product for (N, C, H, W) views, split over the images."""
-    fused.add_to(region.size, region.transpose(0, 2, 3, 1), product.transpose(0, 2, 3, 1))
+def _fused_add(total: np.ndarray, product: np.ndarray, region: tuple[slice, ...]) -> None:
+    """total[region] += product, for the channels-last (N, C, H, W) views of
+    :func:`strided.fold_product`; the kernel takes the whole of ``total`` and the region's
+    start and step, so every operand is contiguous along the channels (a strided region
+    view kept the loop from being vectorised)."""
+    rows, columns = region[2:]
+    fused.add_tap(product.size, total.transpose(0, 2, 3, 1), product.transpose(0, 2, 3, 1),
+                  rows.start, rows.step, columns.start, columns.step)
 
 
 def _horner_in_place(coefficients: tuple[float, ...], s: np.ndarray) -> np.ndarray:
