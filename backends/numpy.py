@@ -115,7 +115,15 @@ class NumpyBackend(Backend):
             return self.unfold(x, window).reshape(n * out_h * out_w, -1)
         gathered = np.empty(shape, dtype=x.dtype)
         padded = strided.pad(np, x, window, 0.0).transpose(0, 2, 3, 1)
-        fused.gather_windows(gathered.size, padded, gathered, *window.stride, *window.dilation)
+        (s_h, s_w), (d_h, d_w) = window.stride, window.dilation
+        # few channels, no dilation along the width: copy each window row as one run
+        # (measured: 1 channel 0.7 against 1.1 ms; 32 channels, runs slower, 2.5 against
+        # 1.0 ms, so many channels keep the copy per tap)
+        if c < 8 and d_w == 1 and padded.flags.c_contiguous:
+            fused.gather_runs(gathered.size, padded.reshape(n, padded.shape[1], -1),
+                              gathered.reshape(*shape[:4], -1), s_h, s_w * c, d_h)
+        else:
+            fused.gather_windows(gathered.size, padded, gathered, s_h, s_w, d_h, d_w)
         return gathered.reshape(n * out_h * out_w, -1)
 
     def max_pool(self, x: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -333,17 +333,20 @@ def test_add_bias_matches_the_generic_kernel(lane, dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
-def test_unfold_rows_matches_the_generic_kernel(lane, dtype, channels_last, rng):
-    """The convolution's rows (im2col) with padding, stride and dilation: the generic
-    version's copy of the windows, entry for entry."""
-    host = rng.standard_normal((2, 3, 9, 8))
+@pytest.mark.parametrize("channels", [1, 3, 9])
+def test_unfold_rows_matches_the_generic_kernel(lane, dtype, channels_last, channels, rng):
+    """The convolution's rows (im2col) with padding, stride and dilation, for few channels
+    (the NumPy backend copies window rows as runs) and more: the generic version's copy
+    of the windows, entry for entry."""
+    host = rng.standard_normal((2, channels, 9, 8))
     if channels_last:
         x = lane.xp.permute_dims(lane.asarray(np.transpose(host, (0, 2, 3, 1)), dtype),
                                  (0, 3, 1, 2))
     else:
         x = lane.asarray(host, dtype)
     for window in [Window((3, 3), padding=((1, 1), (1, 1))),
-                   Window((3, 2), (2, 1), (2, 1), ((1, 0), (0, 1)))]:
+                   Window((3, 2), (2, 1), (2, 1), ((1, 0), (0, 1))),
+                   Window((2, 3), (1, 2), (1, 2), ((0, 1), (1, 1)))]:
         rows = lane.backend.unfold_rows(x, window)
         generic = Backend.unfold_rows(lane.backend, x, window)
         assert tuple(rows.shape) == tuple(generic.shape)
