@@ -299,6 +299,19 @@ class Backend(ABC):
         stacked = xp.reshape(stacked, (k_h, k_w, n, c, out_h, out_w))
         return xp.permute_dims(stacked, (2, 4, 5, 0, 1, 3))
 
+    def unfold_rows(self, x: Any, window: Window) -> Any:
+        """The windows of ``x`` (N, C, H, W) as the rows of a convolution's matrix product:
+        a new (N·H_out·W_out, k_h·k_w·C) array, row (n, i, j), columns ordered (p, q, c) as
+        :meth:`unfold`'s (im2col).
+
+        Generic version: :meth:`unfold`, reshaped (a copy of the strided windows).
+        """
+        n, _, height, width = (int(size) for size in x.shape)
+        out_h, out_w = window.output_size(height, width)
+        return self.xp.reshape(self.unfold(x, window),
+                               (n * out_h * out_w, window.size[0] * window.size[1]
+                                * int(x.shape[1])))
+
     def fold(self, windows: Any, input_shape: tuple[int, int, int, int], window: Window) -> Any:
         """The adjoint of :meth:`unfold` (col2im): an (N, C, H, W) array in which every
         input pixel holds the sum of the window entries that read it (padding dropped):
@@ -390,6 +403,14 @@ class Backend(ABC):
     # scalar arguments are Python floats, which every array library applies in the arrays'
     # dtype.
 
+    def relu(self, x: Any) -> tuple[Any, Any]:
+        """ReLU's forward: new arrays ``(y, mask)`` with y = max(x, 0) (NaN stays NaN) and
+        the boolean mask [x > 0] that its backward (:meth:`apply_mask`) needs.
+
+        Generic version: ``maximum(x, 0)`` and one comparison.
+        """
+        return self.xp.maximum(x, 0.0), x > 0
+
     def apply_mask(self, values: Any, mask: Any) -> Any:
         """A new array ``values ⊙ mask``: ``values`` where the boolean ``mask`` is True, 0
         elsewhere (ReLU's backward, dL/dx = G ⊙ [x > 0]). Specialisations may give NaN
@@ -399,6 +420,14 @@ class Backend(ABC):
         """
         return self.xp.where(mask, values, self.xp.zeros((), dtype=values.dtype,
                                                          device=self.native_device))
+
+    def add_bias(self, z: Any, bias: Any) -> None:
+        """z ← z + b in place: ``bias`` (F,) added to every row of the fresh (rows, F)
+        product ``z`` of a Dense or convolution layer.
+
+        Generic version: ``z += bias``.
+        """
+        z += bias
 
     def momentum_step(self, value: Any, velocity: Any, grad: Any, learning_rate: float,
                       momentum: float, nesterov: bool = False) -> None:

@@ -21,8 +21,8 @@ import os
 from typing import Any
 
 import numpy as np
-from xpnn.backends import cuda_kernels, strided
-from xpnn.backends.base import FLOAT_DTYPES, Backend, Device, RandomGenerator, Window
+from xpnn.backends import cuda_kernels, layout, strided
+from xpnn.backends.base import Backend, Device, RandomGenerator, Window
 
 from xpnn.errors import DeviceUnavailableError
 
@@ -150,11 +150,11 @@ class CupyBackend(Backend):
     def apply_mask(self, values: Any, mask: Any) -> Any:
         """``values ⊙ mask`` (see ``Backend.apply_mask``) by the ``apply_mask`` CUDA kernel:
         ``out = mask ? values : 0``, in a new array laid out as ``values``."""
-        order = _common_dense_order(values, mask)
-        if order is None or not _is_float(values) or mask.dtype != self._cupy.bool_:
+        order = layout.common_dense_order(values, mask)
+        if order is None or not layout.is_float(values) or mask.dtype != self._cupy.bool_:
             return super().apply_mask(values, mask)
         with self.native_device:
-            out = _empty_in_order(self._cupy, values.shape, values.dtype, order)
+            out = layout.empty_in_order(self._cupy, values.shape, values.dtype, order)
             self._launch("apply_mask", _name("apply_mask", values), values.size,
                          values, mask, out, np.int64(values.size))
         return out
@@ -163,7 +163,7 @@ class CupyBackend(Backend):
                       momentum: float, nesterov: bool = False) -> None:
         """``Backend.momentum_step`` as one CUDA kernel (one read of w, v, g and one write of
         w, v per entry)."""
-        if not _elementwise(value, velocity, grad):
+        if not layout.same_float_layout(value, velocity, grad):
             super().momentum_step(value, velocity, grad, learning_rate, momentum, nesterov)
             return
         cast = value.dtype.type
@@ -175,7 +175,7 @@ class CupyBackend(Backend):
     def adam_step(self, value: Any, m: Any, v: Any, grad: Any, beta_1: float, beta_2: float,
                   step_size: float, epsilon: float, decoupled_decay: float = 0.0) -> None:
         """``Backend.adam_step`` (AdamW's decay included) as one CUDA kernel."""
-        if not _elementwise(value, m, v, grad):
+        if not layout.same_float_layout(value, m, v, grad):
             super().adam_step(value, m, v, grad, beta_1, beta_2, step_size, epsilon,
                               decoupled_decay)
             return
@@ -189,7 +189,7 @@ class CupyBackend(Backend):
     def rmsprop_step(self, value: Any, mean_square: Any, grad: Any, learning_rate: float,
                      rho: float, epsilon: float) -> None:
         """``Backend.rmsprop_step`` as one CUDA kernel."""
-        if not _elementwise(value, mean_square, grad):
+        if not layout.same_float_layout(value, mean_square, grad):
             super().rmsprop_step(value, mean_square, grad, learning_rate, rho, epsilon)
             return
         cast = value.dtype.type
@@ -201,7 +201,7 @@ class CupyBackend(Backend):
     def adagrad_step(self, value: Any, sum_squares: Any, grad: Any, learning_rate: float,
                      epsilon: float) -> None:
         """``Backend.adagrad_step`` as one CUDA kernel."""
-        if not _elementwise(value, sum_squares, grad):
+        if not layout.same_float_layout(value, sum_squares, grad):
             super().adagrad_step(value, sum_squares, grad, learning_rate, epsilon)
             return
         cast = value.dtype.type
@@ -217,7 +217,7 @@ class CupyBackend(Backend):
         device scalar (no synchronisation)."""
         cupy = self._cupy
         integral = target.dtype.kind in "iu"
-        if (not _is_float(log_probs) or not log_probs.flags.c_contiguous or log_probs.ndim < 1
+        if (not layout.is_float(log_probs) or not log_probs.flags.c_contiguous or log_probs.ndim < 1
                 or not (integral or target.dtype == log_probs.dtype)
                 or (isinstance(count, cupy.ndarray) and count.ndim != 0)):
             return super().softmax_cross_entropy_grad(log_probs, target, count, ignore_index)
@@ -249,7 +249,7 @@ class CupyBackend(Backend):
         thread per output, on inputs of any strides. The outputs are stored channels-last
         when ``x`` is (as inside a network), else in C order; ``winner`` is int8 for windows
         of at most 127 taps, else int32."""
-        if not _is_float(x) or _element_strides(x) is None:
+        if not layout.is_float(x) or layout.element_strides(x) is None:
             return super().max_pool(x, window)
         cupy = self._cupy
         n, c, height, width = (int(size) for size in x.shape)
@@ -259,11 +259,11 @@ class CupyBackend(Backend):
         channels_last = _is_channels_last(x)
         order = (0, 2, 3, 1) if channels_last else (0, 1, 2, 3)
         with self.native_device:
-            y = _empty_in_order(cupy, (n, c, out_h, out_w), x.dtype, order)
-            winner = _empty_in_order(cupy, (n, c, out_h, out_w), np.dtype(index_dtype), order)
+            y = layout.empty_in_order(cupy, (n, c, out_h, out_w), x.dtype, order)
+            winner = layout.empty_in_order(cupy, (n, c, out_h, out_w), np.dtype(index_dtype), order)
             self._launch("max_pool", _name("max_pool", x, index_dtype), y.size, x, y, winner,
                          *_geometry(x.shape, (out_h, out_w), window),
-                         *_element_strides(x), *_element_strides(y),
+                         *layout.element_strides(x), *layout.element_strides(y),
                          np.int32(channels_last))
         return y, winner
 
@@ -274,20 +274,20 @@ class CupyBackend(Backend):
         of the windows it won, in tap order (no atomic adds); the result is stored
         channels-last."""
         cupy = self._cupy
-        if (not _is_float(grad_output) or _element_strides(grad_output) is None
+        if (not layout.is_float(grad_output) or layout.element_strides(grad_output) is None
                 or winner.dtype.kind not in "iu"):
             return super().max_pool_backward(grad_output, winner, input_shape, window)
         with self.native_device:
             if winner.dtype.name not in cuda_kernels.INDEX_SUFFIX or (
-                    _element_strides(winner) is None):
+                    layout.element_strides(winner) is None):
                 winner = winner.astype(cupy.int32)
-            out = _empty_in_order(cupy, input_shape, grad_output.dtype, (0, 2, 3, 1))
+            out = layout.empty_in_order(cupy, input_shape, grad_output.dtype, (0, 2, 3, 1))
             self._launch("max_pool", _name("max_pool_backward", grad_output,
                                            winner.dtype.name),
                          out.size, grad_output, winner, out,
                          *_geometry(input_shape, grad_output.shape[2:], window),
-                         *_element_strides(grad_output), *_element_strides(winner),
-                         *_element_strides(out), np.int32(1))
+                         *layout.element_strides(grad_output), *layout.element_strides(winner),
+                         *layout.element_strides(out), np.int32(1))
         return out
 
     def _launch(self, source: str, kernel: str, count: int, *args: Any) -> None:
@@ -305,56 +305,8 @@ class CupyBackend(Backend):
         function((cuda_kernels.blocks_for(count),), (cuda_kernels.THREADS_PER_BLOCK,), args)
 
 
-def _is_float(array: Any) -> bool:
-    """Whether ``array`` has one of the kernels' floating dtypes."""
-    return array.dtype.name in FLOAT_DTYPES
-
-
 def _name(base: str, array: Any, index_dtype: str | None = None) -> str:
     return cuda_kernels.kernel_name(base, array.dtype.name, index_dtype)
-
-
-def _element_strides(array: Any) -> tuple[np.int64, ...] | None:
-    """The strides of ``array`` in elements (as kernel arguments), or None when a byte
-    stride is not a whole number of elements."""
-    if any(stride % array.itemsize for stride in array.strides):
-        return None
-    return tuple(np.int64(stride // array.itemsize) for stride in array.strides)
-
-
-def _dense_order(array: Any) -> tuple[int, ...] | None:
-    """The axes of ``array`` from the slowest to the fastest in memory, if the array fills
-    its memory without gaps (C order seen through a permutation of the axes, such as a
-    channels-last array seen as NCHW); else None."""
-    order = tuple(sorted(range(array.ndim), key=lambda axis: -array.strides[axis]))
-    return order if array.transpose(order).flags.c_contiguous else None
-
-
-def _common_dense_order(*arrays: Any) -> tuple[int, ...] | None:
-    """:func:`_dense_order` of the first array if every array has its shape and its
-    strides in elements (so one flat index is the same entry of each); else None."""
-    first = arrays[0]
-    strides = _element_strides(first)
-    if strides is None or any(array.shape != first.shape or _element_strides(array) != strides
-                              for array in arrays[1:]):
-        return None
-    return _dense_order(first)
-
-
-def _elementwise(*arrays: Any) -> bool:
-    """Whether an optimizer kernel can run over the memory of ``arrays``: one floating
-    dtype, one shape, one dense layout."""
-    first = arrays[0]
-    return (_is_float(first) and all(array.dtype == first.dtype for array in arrays)
-            and _common_dense_order(*arrays) is not None)
-
-
-def _empty_in_order(cupy: Any, shape: tuple[int, ...], dtype: Any,
-                    order: tuple[int, ...]) -> Any:
-    """An uninitialised array of ``shape`` whose axes are stored in ``order`` (slowest
-    first): C order for the identity, channels-last for (0, 2, 3, 1) on NCHW."""
-    stored = cupy.empty(tuple(shape[axis] for axis in order), dtype=dtype)
-    return stored.transpose(tuple(int(axis) for axis in np.argsort(order)))
 
 
 def _is_channels_last(x: Any) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from xpnn.backends import memory, strided
+from xpnn.backends import fused, layout, memory, strided
 from xpnn.backends.base import Backend, Device, HostRandomGenerator, Window, erf_polynomials
 
 
@@ -20,6 +21,12 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     host_memory = True
+    #: Arrays with fewer entries take the NumPy versions of the kernels even when the fused
+    #: kernels are on: below this a Numba call with its layout checks (5-7 µs) costs more
+    #: than the few NumPy passes it saves. Measured per call, NumPy against fused: the
+    #: momentum update 4.3 against 5.7 µs on 8 × 16 float32, 48 against 25 µs on 128 ×
+    #: 512; ReLU 2.9 against 7.7 µs and 53 against 17 µs.
+    FUSED_FROM = 1 << 12
 
     def __init__(self) -> None:
         self.xp = np
@@ -27,6 +34,15 @@ class NumpyBackend(Backend):
         self.native_device = "cpu"
         self._local = threading.local()  # per-thread scratch buffers of the kernels
         memory.keep_freed_memory()  # steps reuse freed memory instead of faulting it back in
+        #: Whether the fused, threaded kernels of :mod:`xpnn.backends.fused` run (on the
+        #: BLAS's thread count): on unless ``XPNN_FAST_KERNELS=0`` or Numba is missing.
+        #: Off, every kernel is a NumPy version (one core, as before them). Either way the
+        #: results are the same bits. ``XPNN_FAST_KERNELS=all`` runs them on arrays of any
+        #: size (``FUSED_FROM = 0``), for the test lane that checks them in every layer.
+        switch = os.environ.get("XPNN_FAST_KERNELS", "1").strip().lower()
+        self.fast_kernels = fused.UNAVAILABLE is None and switch != "0"
+        if switch == "all":
+            self.FUSED_FROM = 0
 
     def asarray(self, host_array: Any, dtype: str | None = None) -> np.ndarray:
         """Copy a host array to this device, cast to ``dtype`` on the host."""
@@ -55,8 +71,14 @@ class NumpyBackend(Backend):
         return isinstance(array, np.ndarray)
 
     def describe(self) -> str:
-        """Library, version and device in one line."""
-        return f"numpy {np.__version__} on cpu"
+        """Library, version and device in one line, and whether the fused kernels run
+        (on how many threads)."""
+        if self.fast_kernels:
+            kernels = fused.THREADS.describe()
+        else:
+            kernels = "fused kernels off" + (f" ({fused.UNAVAILABLE})" if fused.UNAVAILABLE
+                                             else "")
+        return f"numpy {np.__version__} on cpu, {kernels}"
 
     def generator(self, seed: int | None) -> HostRandomGenerator:
         """A seeded NumPy generator; its samples are already on this device."""
@@ -83,28 +105,106 @@ class NumpyBackend(Backend):
         in-place strided adds into a channels-last array."""
         return strided.fold(np, windows, input_shape, window)
 
+    def unfold_rows(self, x: Any, window: Window) -> np.ndarray:
+        """The convolution's rows (see ``Backend.unfold_rows``): the fused kernels copy the
+        strided windows image by image on the BLAS's threads; else NumPy's reshape copies
+        them on one."""
+        n, c, height, width = x.shape
+        out_h, out_w = window.output_size(height, width)
+        shape = (n, out_h, out_w, *window.size, c)
+        if not self._fused(math.prod(shape), x):
+            return self.unfold(x, window).reshape(n * out_h * out_w, -1)
+        gathered = np.empty(shape, dtype=x.dtype)
+        padded = strided.pad(np, x, window, 0.0).transpose(0, 2, 3, 1)
+        (s_h, s_w), (d_h, d_w) = window.stride, window.dilation
+        # few channels, no dilation along the width: copy each window row as one run
+        # (measured: 1 channel 0.7 against 1.1 ms; 32 channels, runs slower, 2.5 against
+        # 1.0 ms, so many channels keep the copy per tap)
+        if c < 8 and d_w == 1 and padded.flags.c_contiguous:
+            fused.gather_runs(gathered.size, padded.reshape(n, padded.shape[1], -1),
+                              gathered.reshape(*shape[:4], -1), s_h, s_w * c, d_h)
+        else:
+            fused.gather_windows(gathered.size, padded, gathered, s_h, s_w, d_h, d_w)
+        return gathered.reshape(n * out_h * out_w, -1)
+
     def max_pool(self, x: Any, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        """Max pooling (see ``Backend.max_pool``) tap by tap over strided views."""
-        return strided.max_pool(np, x, window)
+        """Max pooling (see ``Backend.max_pool``): window by window in one fused pass split
+        over the images, outputs stored channels-last; else tap by tap over strided views
+        (:func:`strided.max_pool`). The same values and winners either way."""
+        if not self._fused(x.size, x):
+            return strided.max_pool(np, x, window)
+        n, c, height, width = x.shape
+        out_h, out_w = window.output_size(height, width)
+        padded = strided.pad(np, x, window, -math.inf)
+        area = window.size[0] * window.size[1]
+        taps = np.arange(area, dtype=np.int8 if area <= 127 else np.int64)
+        best = np.empty((n, out_h, out_w, c), dtype=x.dtype)
+        winner = np.empty((n, out_h, out_w, c), dtype=taps.dtype)
+        fused.max_pool(best.size, padded.transpose(0, 2, 3, 1), best, winner, taps, window.size[1],
+                       *window.stride, *window.dilation)
+        return best.transpose(0, 3, 1, 2), winner.transpose(0, 3, 1, 2)
 
     def max_pool_backward(self, grad_output: Any, winner: Any,
                           input_shape: tuple[int, int, int, int], window: Window) -> np.ndarray:
-        """Max pooling's dL/dx (see ``Backend.max_pool_backward``) tap by tap."""
-        return strided.max_pool_backward(np, grad_output, winner, input_shape, window)
+        """Max pooling's dL/dx (see ``Backend.max_pool_backward``): tap by tap, in one fused
+        kernel split over the images, or in NumPy (:func:`strided.max_pool_backward`)."""
+        if not self._fused(grad_output.size, grad_output):
+            return strided.max_pool_backward(np, grad_output, winner, input_shape, window)
+        height, width = input_shape[2:]
+        total = strided.zeros(np, input_shape, window, grad_output.dtype)
+        overlapping = any(stride < span for stride, span in
+                          zip(window.stride, window.span, strict=True))
+        # contiguous (N, H, W, C) operands: the loops then vectorise over the channels (the
+        # gradient of a padded convolution input is a strided view: 4.5 ms against 0.6 ms
+        # for (64, 32, 14, 14), more than the copy costs)
+        fused.max_pool_backward(grad_output.size,
+                                np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1)),
+                                np.ascontiguousarray(winner.transpose(0, 2, 3, 1)),
+                                total.transpose(0, 2, 3, 1), *_geometry(window), overlapping)
+        return total[window.interior(height, width)]
 
     def fold_product(self, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
                      window: Window) -> np.ndarray:
         """Convolution's dL/dx (see ``Backend.fold_product``) tap by tap: one thin product
-        per tap added in place, the windows never stored."""
-        return strided.fold_product(np, rows, taps, input_shape, window)
+        per tap added in place, the windows never stored; the adds split over the images
+        by a fused kernel when it runs."""
+        if not self._fused(rows.size, rows):
+            return strided.fold_product(np, rows, taps, input_shape, window)
+        return strided.fold_product(np, rows, taps, input_shape, window, add=_fused_add)
 
     # == training kernels (see the section of the same name in Backend) ======================
 
+    def relu(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ReLU's ``(y, mask)`` (see ``Backend.relu``): one fused pass writing both, laid out
+        as ``x``; else the generic ``maximum`` and comparison."""
+        order = self._fused_order(x)
+        if order is None:
+            return Backend.relu(self, x)
+        y = _empty(x.shape, x.dtype, order)
+        mask = _empty(x.shape, np.bool_, order)
+        fused.relu(x.size, _flat(x, order), _flat(y, order), _flat(mask, order))
+        return y, mask
+
     def apply_mask(self, values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """``values ⊙ mask`` by one multiplication with the boolean mask: ``np.where`` with
-        a random mask mispredicts a branch per entry and was measured ten times slower
-        (NumPy 2.4, 128 × 512 float32: 313 µs against 23 µs)."""
-        return np.multiply(values, mask)
+        """``values ⊙ mask``: the fused ``where`` when the two share a layout; else one
+        multiplication with the boolean mask: NumPy's ``where`` with a random mask
+        mispredicts a branch per entry and was measured ten times slower (NumPy 2.4,
+        128 × 512 float32: 313 µs against 23 µs)."""
+        order = self._fused_order(values, mask)
+        if order is None or mask.dtype != np.bool_:
+            return np.multiply(values, mask)
+        out = _empty(values.shape, values.dtype, order)
+        fused.apply_mask(values.size, _flat(values, order), _flat(mask, order), _flat(out, order))
+        return out
+
+    def add_bias(self, z: np.ndarray, bias: np.ndarray) -> None:
+        """``z += bias`` (see ``Backend.add_bias``), rows split over the threads when the
+        fused kernels run."""
+        if (self._fused(z.size, z) and z.ndim == 2 and z.flags.c_contiguous
+                and bias.dtype == z.dtype):
+            fused.add_bias(z.size, z, bias)
+        else:
+            z += bias
 
     #: Bytes per array and block of the blocked kernels below: one block of each array (and
     #: of the scratch) stays in the CPU caches from one pass to the next, so an update of
@@ -125,9 +225,14 @@ class NumpyBackend(Backend):
 
     def momentum_step(self, value: np.ndarray, velocity: np.ndarray, grad: np.ndarray,
                       learning_rate: float, momentum: float, nesterov: bool = False) -> None:
-        """``Backend.momentum_step`` block by block with one scratch buffer for η g, for
-        arrays of ``BLOCKED_FROM`` entries or more (10 M float32 parameters: 1.5x faster than
-        the generic version)."""
+        """``Backend.momentum_step`` in one fused pass; without the fused kernels, block by
+        block with one scratch buffer for η g, for arrays of ``BLOCKED_FROM`` entries or more
+        (10 M float32 parameters: 1.5x faster than the generic version)."""
+        if (order := self._fused_order(value, velocity, grad)) is not None:
+            cast = value.dtype.type
+            fused.momentum_step(value.size, *_flat_all(order, value, velocity, grad),
+                                cast(learning_rate), cast(momentum), nesterov)
+            return
         if value.size < self.BLOCKED_FROM:
             Backend.momentum_step(self, value, velocity, grad, learning_rate, momentum,
                                   nesterov)
@@ -146,9 +251,16 @@ class NumpyBackend(Backend):
     def adam_step(self, value: np.ndarray, m: np.ndarray, v: np.ndarray, grad: np.ndarray,
                   beta_1: float, beta_2: float, step_size: float, epsilon: float,
                   decoupled_decay: float = 0.0) -> None:
-        """``Backend.adam_step`` block by block with one scratch buffer, for arrays of
-        ``BLOCKED_FROM`` entries or more (10 M float32 parameters: 2x faster than the
-        generic version; 0.67 M in the benchmark MLP's shapes: 1.7x)."""
+        """``Backend.adam_step`` in one fused pass; without the fused kernels, block by
+        block with one scratch buffer, for arrays of ``BLOCKED_FROM`` entries or more (10 M
+        float32 parameters: 2x faster than the generic version; 0.67 M in the benchmark
+        MLP's shapes: 1.7x)."""
+        if (order := self._fused_order(value, m, v, grad)) is not None:
+            cast = value.dtype.type
+            fused.adam_step(value.size, *_flat_all(order, value, m, v, grad),
+                            cast(1.0 - decoupled_decay), cast(beta_1), cast(1.0 - beta_1),
+                            cast(beta_2), cast(1.0 - beta_2), cast(step_size), cast(epsilon))
+            return
         if value.size < self.BLOCKED_FROM:
             Backend.adam_step(self, value, m, v, grad, beta_1, beta_2, step_size, epsilon,
                               decoupled_decay)
@@ -168,6 +280,44 @@ class NumpyBackend(Backend):
             np.divide(m_block, scratch, out=scratch)
             scratch *= step_size
             w -= scratch
+
+    def rmsprop_step(self, value: np.ndarray, mean_square: np.ndarray, grad: np.ndarray,
+                     learning_rate: float, rho: float, epsilon: float) -> None:
+        """``Backend.rmsprop_step`` in one fused pass, else the generic version."""
+        if (order := self._fused_order(value, mean_square, grad)) is None:
+            Backend.rmsprop_step(self, value, mean_square, grad, learning_rate, rho, epsilon)
+            return
+        cast = value.dtype.type
+        fused.rmsprop_step(value.size, *_flat_all(order, value, mean_square, grad),
+                           cast(learning_rate), cast(rho), cast(1.0 - rho), cast(epsilon))
+
+    def adagrad_step(self, value: np.ndarray, sum_squares: np.ndarray, grad: np.ndarray,
+                     learning_rate: float, epsilon: float) -> None:
+        """``Backend.adagrad_step`` in one fused pass, else the generic version."""
+        if (order := self._fused_order(value, sum_squares, grad)) is None:
+            Backend.adagrad_step(self, value, sum_squares, grad, learning_rate, epsilon)
+            return
+        cast = value.dtype.type
+        fused.adagrad_step(value.size, *_flat_all(order, value, sum_squares, grad),
+                           cast(learning_rate), cast(epsilon))
+
+    def _fused(self, size: int, array: np.ndarray) -> bool:
+        """Whether a fused kernel should run on ``size`` entries of ``array``'s dtype."""
+        return size >= self.FUSED_FROM and self.fast_kernels and layout.is_float(array)
+
+    def _fused_order(self, *arrays: np.ndarray) -> tuple[int, ...] | None:
+        """The memory order an element-wise fused kernel runs ``arrays`` in (one shape,
+        one dense layout, the first array of a floating dtype and the others of its dtype
+        or boolean), or None when the NumPy version should run. C-contiguous arrays take
+        a short path (C_ORDER): the general layout check costs a few µs, as much as the
+        kernel on a small array."""
+        first = arrays[0]
+        if not self._fused(first.size, first) or any(
+                array.dtype not in (first.dtype, np.bool_) for array in arrays):
+            return None
+        if all(array.flags.c_contiguous and array.shape == first.shape for array in arrays):
+            return C_ORDER
+        return layout.common_dense_order(*arrays)
 
     def _blocks(self, *arrays: np.ndarray) -> Iterator[list[np.ndarray]]:
         """Matching blocks of arrays of one shape, each list ending with a scratch block of
@@ -263,6 +413,42 @@ class NumpyBackend(Backend):
         grad_k = np.matmul(np.swapaxes(grad_scores, -1, -2), q)
         grad_k *= scale
         return grad_q, grad_k, grad_v
+
+
+#: The memory order of C-contiguous arrays, whatever their rank: no transpose.
+C_ORDER = ()
+
+
+def _flat(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """The memory of a dense ``array`` as a flat view, its axes taken in ``order``."""
+    return (array if order == C_ORDER else array.transpose(order)).reshape(-1)
+
+
+def _empty(shape: tuple[int, ...], dtype: Any, order: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised array of ``shape`` stored in the memory ``order``."""
+    if order == C_ORDER:
+        return np.empty(shape, dtype=dtype)
+    return layout.empty_in_order(np, shape, dtype, order)
+
+
+def _flat_all(order: tuple[int, ...], *arrays: np.ndarray) -> list[np.ndarray]:
+    """Flat views of arrays that share one dense layout, their axes taken in ``order``."""
+    return [_flat(array, order) for array in arrays]
+
+
+def _geometry(window: Window) -> tuple[int, ...]:
+    """The pooling kernels' window arguments: k_h, k_w, s_h, s_w, d_h, d_w."""
+    return (*window.size, *window.stride, *window.dilation)
+
+
+def _fused_add(total: np.ndarray, product: np.ndarray, region: tuple[slice, ...]) -> None:
+    """total[region] += product, for the channels-last (N, C, H, W) views of
+    :func:`strided.fold_product`; the kernel takes the whole of ``total`` and the region's
+    start and step, so every operand is contiguous along the channels (a strided region
+    view kept the loop from being vectorised)."""
+    rows, columns = region[2:]
+    fused.add_tap(product.size, total.transpose(0, 2, 3, 1), product.transpose(0, 2, 3, 1),
+                  rows.start, rows.step, columns.start, columns.step)
 
 
 def _horner_in_place(coefficients: tuple[float, ...], s: np.ndarray) -> np.ndarray:

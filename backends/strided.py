@@ -16,6 +16,7 @@ Both are tested against the generic versions in :class:`~xpnn.backends.base.Back
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from xpnn.backends.base import Window
@@ -44,12 +45,15 @@ def fold(lib: Any, windows: Any, input_shape: tuple[int, int, int, int],
 
 
 def fold_product(lib: Any, rows: Any, taps: Any, input_shape: tuple[int, int, int, int],
-                 window: Window) -> Any:
+                 window: Window, add: Callable[[Any, Any, tuple[slice, ...]], None] | None = None
+                 ) -> Any:
     """:meth:`Backend.fold_product` tap by tap: rows · taps[p, q], an (N·H_out·W_out, C)
     product into one reused buffer, added in place to the tap's region of a channels-last
-    zero array. k_h·k_w thin products beat one wide product followed by ``fold``: 12 against
-    19 ms for a 32→64-channel 3×3 convolution's dL/dx at batch 64 on 14×14 (2 threads;
-    17 against 44 ms on one), and the windows (k_h·k_w times the input) are never stored."""
+    zero array (by ``add(total, product, region)`` when given, ``region`` the tap's index
+    into the padded ``total``; else the library's ``add``). k_h·k_w
+    thin products beat one wide product followed by ``fold``: 12 against 19 ms for a
+    32→64-channel 3×3 convolution's dL/dx at batch 64 on 14×14 (2 threads; 17 against 44
+    ms on one), and the windows (k_h·k_w times the input) are never stored."""
     n, c, height, width = input_shape
     total = zeros(lib, input_shape, window, rows.dtype)
     matrices = lib.ascontiguousarray(taps)  # (k_h, k_w, F, C): contiguous F×C per tap
@@ -58,8 +62,11 @@ def fold_product(lib: Any, rows: Any, taps: Any, input_shape: tuple[int, int, in
         0, 3, 1, 2)  # the tap regions' layout: channels-last memory seen as NCHW
     for index, tap in enumerate(window.tap_regions(height, width)):
         lib.matmul(rows, matrices[divmod(index, window.size[1])], out=product)
-        region = total[tap]
-        lib.add(region, product_nchw, out=region)
+        if add is None:
+            region = total[tap]
+            lib.add(region, product_nchw, out=region)
+        else:
+            add(total, product_nchw, tap)
     return total[window.interior(height, width)]
 
 

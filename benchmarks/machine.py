@@ -47,6 +47,37 @@ def numpy_blas() -> str:
         return "unknown"
 
 
+def blas_pools() -> list[dict[str, Any]]:
+    """The BLAS libraries loaded in this process, as ``threadpoolctl`` reports them: name
+    (``internal_api``), version, the kernel it chose (``architecture``: OpenBLAS's core
+    type, such as Haswell or SkylakeX), thread count and threading layer."""
+    import threadpoolctl
+
+    keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
+    return [{key: pool.get(key) for key in keys}
+            for pool in threadpoolctl.threadpool_info() if pool.get("user_api") == "blas"]
+
+
+def blas_text(pools: list[dict[str, Any]]) -> str:
+    """The BLAS pools in a few words: ``openblas 0.3.31 (kernel Haswell, 2 threads)``."""
+    return "; ".join(f"{pool['internal_api']} {pool['version']} (kernel {pool['architecture']}, "
+                     f"{pool['num_threads']} threads)" for pool in pools) or "no BLAS found"
+
+
+def forced_core_warning() -> str | None:
+    """A warning when the environment forces OpenBLAS to another kernel than the one it
+    would pick for this CPU (``OPENBLAS_CORETYPE``; ``OPENBLAS_L2_SIZE`` changes its
+    blocking), else None."""
+    forced = {key: os.environ[key] for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+              if key in os.environ}
+    if not forced:
+        return None
+    settings = ", ".join(f"{key}={value}" for key, value in forced.items())
+    return (f"warning: {settings} forces OpenBLAS's kernel choice (an older core type): its "
+            "products are slower than this CPU allows; for benchmarks run with "
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE")
+
+
 def describe(torch_module: Any | None, torch_reason: str | None) -> dict[str, Any]:
     """The machine and library versions as JSON-compatible values."""
     import xpnn
@@ -61,10 +92,13 @@ def describe(torch_module: Any | None, torch_reason: str | None) -> dict[str, An
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numpy_blas": numpy_blas(),
+        "blas_pools": blas_pools(),
+        "forced_core": forced_core_warning(),
         "xpnn": xpnn.__version__,
         "torch": None,
         "thread_env": {key: os.environ[key] for key in
-                       ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                       ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                        "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XPNN_FAST_KERNELS")
                        if key in os.environ},
     }
     if torch_module is not None:

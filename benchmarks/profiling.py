@@ -1,7 +1,7 @@
 """Where xpnn's training time goes: ``python -m benchmarks.profiling [--case NAME]``.
 
 Two views of one ``fit`` epoch of a benchmark case on the CPU (``mlp128``, ``mlp32``,
-``tiny``, ``transformer``):
+``tiny``, ``lenet``, ``transformer``):
 
 1. a phase breakdown: the model's, layers', loss's, optimizer's and backend kernels'
    methods are wrapped with timers (on the instances; nothing in xpnn is changed), giving
@@ -33,8 +33,8 @@ if __package__ in (None, ""):  # run as a script: import from the repository roo
 
 import xpnn
 import xpnn.training
-from benchmarks.specs import mlp_spec, tiny_spec, transformer_spec
-from benchmarks.xpnn_impl import build_mlp, build_transformer, resetter
+from benchmarks.specs import lenet_spec, mlp_spec, tiny_spec, transformer_spec
+from benchmarks.xpnn_impl import build_lenet, build_mlp, build_transformer, resetter
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,18 @@ CASES: dict[str, Profiled] = {
     "mlp128": Profiled(lambda quick: mlp_spec(128, quick), build_mlp),
     "mlp32": Profiled(lambda quick: mlp_spec(32, quick), build_mlp),
     "tiny": Profiled(tiny_spec, build_mlp),
+    "lenet": Profiled(lenet_spec, build_lenet),
     "transformer": Profiled(transformer_spec, build_transformer),
 }
-#: The backend's kernels timed as phases nested in the layers that call them.
-KERNELS = ("attention", "attention_backward", "erf", "scatter_add", "apply_mask")
+#: The backend's kernels timed as phases, each nested in the phase that calls it.
+KERNELS = {
+    **dict.fromkeys(("attention", "attention_backward", "erf", "scatter_add", "relu",
+                     "apply_mask", "add_bias", "unfold_rows", "fold_product", "max_pool",
+                     "max_pool_backward"), "layers"),
+    "softmax_cross_entropy_grad": "loss.backward",
+    **dict.fromkeys(("momentum_step", "adam_step", "rmsprop_step", "adagrad_step"),
+                    "optimizer.update"),
+}
 
 
 class PhaseTimer:
@@ -121,7 +129,7 @@ def instrumented(model: xpnn.Model, timer: PhaseTimer) -> Iterator[None]:
 
 #: Phases timed inside another timed phase (not added again to the total).
 NESTED = {"optimizer.gradients": "optimizer.step", "optimizer.update": "optimizer.step",
-          **{f"backend.{kernel}": "layers" for kernel in KERNELS}}
+          **{f"backend.{kernel}": parent for kernel, parent in KERNELS.items()}}
 
 
 def phase_report(timer: PhaseTimer, total: float, steps: int) -> str:

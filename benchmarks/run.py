@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     log(f"xpnn benchmarks on {info['cpu']} ({info['cores']} cores), numpy {info['numpy']} "
         f"({info['numpy_blas']}), torch {info['torch'] or 'n/a'}; load {load_before}")
+    log(f"BLAS: {machine.blas_text(info['blas_pools'])}")
+    if info["forced_core"]:
+        log(info["forced_core"])
     for name, reason in skipped_devices.items():
         log(f"{name}: skipped: {reason}")
 
@@ -230,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({info['numpy_blas']}); torch {info['torch'] or 'n/a'}"
           + (f" ({torch_reason})" if torch_reason else
              f" ({info.get('torch_threads')} threads)"))
+    print(f"BLAS: {machine.blas_text(info['blas_pools'])}")
+    if info["forced_core"]:
+        print(info["forced_core"])
     for device in devices:
         print(f"{device}: {info['devices'][device]}")
         print(peaks_summary(device, all_peaks[device]))

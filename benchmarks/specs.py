@@ -118,6 +118,8 @@ class LeNetSpec:
     #: (in channels, out channels) of the two 3×3 convolutions, and the Dense sizes.
     CONVS = ((1, 32), (32, 64))
     DENSE = (64 * 7 * 7, 128, 10)
+    #: One input image, (C, H, W).
+    IMAGE = (1, 28, 28)
 
     @property
     def steps(self) -> int:
@@ -133,7 +135,7 @@ class LeNetSpec:
     def data(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Random inputs (samples, 1, 28, 28) in [0, 1), float32, and integer labels."""
         rng = np.random.default_rng(seed)
-        x = rng.random((self.samples, 1, 28, 28), dtype=np.float32)
+        x = rng.random((self.samples, *self.IMAGE), dtype=np.float32)
         y = rng.integers(0, 10, size=self.samples, dtype=np.int64)
         return x, y
 

@@ -99,11 +99,10 @@ def adam_runner(spec: AdamSpec, device: str) -> Runner:
     return Runner(run, backend.synchronize)
 
 
-def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> Runner:
-    """One pass is ``model.fit`` for one epoch of the CNN of :class:`LeNetSpec`, through
-    ``xpnn.Conv2D(filters, kernel_size, padding=)``, ``xpnn.MaxPool2D(pool_size)`` and
-    ``xpnn.Flatten()`` on NCHW inputs."""
-    _backend_or_unavailable(device)
+def build_lenet(spec: LeNetSpec, device: str) -> xpnn.Sequential:
+    """The compiled and built CNN of :class:`LeNetSpec`: ``xpnn.Conv2D(filters,
+    kernel_size, padding=)``, ``xpnn.ReLU()``, ``xpnn.MaxPool2D(pool_size)`` per block,
+    ``xpnn.Flatten()`` and the dense layers, on NCHW inputs."""
     layers: list[xpnn.Layer] = []
     for _, filters in spec.CONVS:
         layers += [xpnn.Conv2D(filters, 3, padding=1), xpnn.ReLU(), xpnn.MaxPool2D(2)]
@@ -111,7 +110,14 @@ def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> 
                xpnn.Dense(spec.DENSE[2])]
     model = xpnn.Sequential(layers, device=device, seed=0)
     model.compile("softmax_crossentropy", xpnn.Momentum(spec.learning_rate, spec.momentum))
-    model.build(x.shape[1:])
+    model.build(spec.IMAGE)
+    return model
+
+
+def lenet_runner(spec: LeNetSpec, x: np.ndarray, y: np.ndarray, device: str) -> Runner:
+    """One pass is ``model.fit`` for one epoch of the CNN of :func:`build_lenet`."""
+    _backend_or_unavailable(device)
+    model = build_lenet(spec, device)
     x_dev, y_dev = _on_device(model, x, y)
 
     def run(index: int) -> None:

@@ -104,3 +104,24 @@ def lane(request: pytest.FixtureRequest) -> Lane:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=["fused", "plain"])
+def kernel_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The NumPy backend's kernels under test, both ways: ``fused`` (its fused kernels on
+    arrays of any size, their parallel versions wherever the BLAS has several threads) and
+    ``plain`` (switched off, as by ``XPNN_FAST_KERNELS=0``: its NumPy versions). Other
+    lanes have one way: their ``plain`` run is skipped."""
+    if "lane" in request.fixturenames and request.getfixturevalue("lane").name != "numpy":
+        if request.param == "plain":
+            pytest.skip("fused kernels are the NumPy backend's")
+        return request.param
+    from xpnn.backends import fused
+
+    if request.param == "fused" and fused.UNAVAILABLE is not None:
+        pytest.skip(f"fused kernels unavailable: {fused.UNAVAILABLE}")
+    backend = xpnn.get_backend("cpu")
+    monkeypatch.setattr(fused.Kernel, "PARALLEL_FROM", 0)
+    monkeypatch.setattr(backend, "fast_kernels", request.param == "fused")
+    monkeypatch.setattr(backend, "FUSED_FROM", 0)
+    return request.param

@@ -21,6 +21,9 @@ from . import reference_conv as ref
 from .tolerances import GRADCHECK, TRAINING
 
 DTYPES = ("float32", "float64")
+#: Tests of the window kernels run the NumPy backend's kernels both ways: fused and plain
+#: (see ``conftest.kernel_mode``).
+both_kernel_modes = pytest.mark.usefixtures("kernel_mode")
 NO_PAD = ((0, 0), (0, 0))
 
 
@@ -160,6 +163,7 @@ def _random_windows(rng, count):
     return found
 
 
+@both_kernel_modes
 def test_unfold_and_fold_match_the_generic_kernels_and_a_naive_reference(lane):
     """The lane's kernels (a specialisation on numpy and cupy) against the generic Array API
     versions on the same lane and against loops on the host, on random shapes, sizes,
@@ -200,6 +204,7 @@ def test_unfold_and_fold_match_the_generic_kernels_and_a_naive_reference(lane):
                             abs_tol=1e-10), (shape, window)
 
 
+@both_kernel_modes
 def test_max_pool_kernels_match_the_generic_versions_with_ties(lane):
     """The lane's max_pool / max_pool_backward against the generic versions and a host
     reference, on small integer images full of ties, over random pool sizes, strides
@@ -231,6 +236,7 @@ def test_max_pool_kernels_match_the_generic_versions_with_ties(lane):
             lane.assert_close(grad, expected_grad, "float64", what=f"max_pool dL/dx {window}")
 
 
+@both_kernel_modes
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_keep_the_dtype_and_the_lane(lane, dtype):
     window = Window((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)))
@@ -249,6 +255,7 @@ def test_kernels_keep_the_dtype_and_the_lane(lane, dtype):
 
 # -- every layer: gradcheck and parity ----------------------------------------------------------
 
+@both_kernel_modes
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_gradcheck(lane, name, rng):
     factory, shape, _, _ = LAYERS[name]
@@ -257,6 +264,7 @@ def test_gradcheck(lane, name, rng):
     assert result.passed and result.checked > 0
 
 
+@both_kernel_modes
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_parity_with_reference(lane, name, dtype, rng):
@@ -309,6 +317,7 @@ def test_same_padding_gives_ceil_of_size_over_stride(size, stride):
             1, -(-height // stride), -(-width // stride))
 
 
+@both_kernel_modes
 def test_max_pool_ties_have_one_winner_the_first_in_row_major_order(lane):
     pool = _build(xpnn.MaxPool2D(2), lane, "float64", (1, 4, 4))
     _, ctx = pool.apply(lane.asarray(np.ones((1, 1, 4, 4)), "float64"))
@@ -323,6 +332,7 @@ def test_max_pool_ties_have_one_winner_the_first_in_row_major_order(lane):
     np.testing.assert_array_equal(grad[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
+@both_kernel_modes
 def test_max_pool_padding_never_wins(lane):
     pool = _build(xpnn.MaxPool2D(3, stride=1, padding=1), lane, "float64", (1, 2, 2))
     y = lane.to_host(pool(lane.asarray(-np.arange(1.0, 5.0).reshape(1, 1, 2, 2), "float64")))
@@ -537,6 +547,7 @@ def _train_cnn(device, dtype):
     return model.get_weights()
 
 
+@both_kernel_modes
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_twenty_cnn_steps_agree_with_the_float64_numpy_run(lane, dtype):
     reference = _train_cnn("cpu", "float64")
@@ -612,6 +623,7 @@ def _reference_pads(padding, size, stride, dilation, image):
     return tuple((p, p) for p in _as_pair(padding))
 
 
+@both_kernel_modes
 @PROPERTIES
 @given(batch=st.integers(1, 3), channels=st.integers(1, 3), image=st.tuples(
     st.integers(1, 7), st.integers(1, 7)), filters=st.integers(1, 3), kernel=pairs,
@@ -647,6 +659,7 @@ def test_conv2d_on_random_geometries(lane, batch, channels, image, filters, kern
         lane.assert_close(layer.bias.grad, expected_params["bias"], "float64", what="dL/db")
 
 
+@both_kernel_modes
 @PROPERTIES
 @given(batch=st.integers(1, 3), channels=st.integers(1, 3), image=st.tuples(
     st.integers(1, 7), st.integers(1, 7)), pool=pairs, stride=st.none() | pairs,

@@ -16,6 +16,9 @@ import pytest
 from xpnn.backends.base import Backend, Window
 
 DTYPES = ("float32", "float64")
+#: Every test runs the NumPy backend's kernels both ways: fused and plain (see
+#: ``conftest.kernel_mode``).
+pytestmark = pytest.mark.usefixtures("kernel_mode")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -285,3 +288,108 @@ def test_max_pool_matches_the_generic_kernel_bit_for_bit(lane, dtype, channels_l
                                                window)
         lane.assert_close(dx, lane.to_host(generic_dx), dtype, what=f"dL/dx {window}")
         np.testing.assert_array_equal(lane.to_host(dx), lane.to_host(generic_dx))
+
+
+def _bits(host):
+    """The bit patterns of a float array (so +0 and −0, and NaNs, are told apart)."""
+    return host.view(np.int32 if host.dtype == np.float32 else np.int64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("order", [None, (0, 2, 3, 1)], ids=["c_order", "channels_last"])
+def test_relu_matches_the_generic_kernel_bit_for_bit(lane, dtype, order, rng):
+    """y = max(x, 0) and the mask [x > 0] on values with NaN, ±0 and ±∞, in C order and
+    stored channels-last (kept so by the NumPy backend): the same bits as the generic
+    ``maximum`` and comparison (NaN stays NaN, −0 gives +0)."""
+    host = rng.standard_normal((3, 4, 5, 6))
+    host.flat[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -np.nan]
+    if order is None:
+        x = lane.asarray(host, dtype)
+    else:
+        stored = lane.asarray(np.transpose(host, order), dtype)
+        x = lane.xp.permute_dims(stored, tuple(int(a) for a in np.argsort(order)))
+    y, mask = lane.backend.relu(x)
+    generic_y, generic_mask = Backend.relu(lane.backend, x)
+    np.testing.assert_array_equal(_bits(lane.to_host(y)), _bits(lane.to_host(generic_y)))
+    np.testing.assert_array_equal(lane.to_host(mask), lane.to_host(generic_mask))
+    assert lane.to_host(mask).dtype == np.bool_
+    with np.errstate(invalid="ignore"):
+        expected = np.where(host > 0, host, np.where(np.isnan(host), host, 0.0))
+    np.testing.assert_array_equal(lane.to_host(y), expected.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_bias_matches_the_generic_kernel(lane, dtype, rng):
+    """z + b added in place to every row: the same bits as ``z += b``."""
+    host_z, host_b = rng.standard_normal((70, 33)), rng.standard_normal(33)
+    z = lane.xp.asarray(lane.asarray(host_z, dtype), copy=True)
+    generic = lane.xp.asarray(lane.asarray(host_z, dtype), copy=True)
+    bias = lane.asarray(host_b, dtype)
+    lane.backend.add_bias(z, bias)
+    Backend.add_bias(lane.backend, generic, bias)
+    lane.assert_close(z, host_z + host_b, dtype, what="z + b")
+    np.testing.assert_array_equal(lane.to_host(z), lane.to_host(generic))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("channels", [1, 3, 9])
+def test_unfold_rows_matches_the_generic_kernel(lane, dtype, channels_last, channels, rng):
+    """The convolution's rows (im2col) with padding, stride and dilation, for few channels
+    (the NumPy backend copies window rows as runs) and more: the generic version's copy
+    of the windows, entry for entry."""
+    host = rng.standard_normal((2, channels, 9, 8))
+    if channels_last:
+        x = lane.xp.permute_dims(lane.asarray(np.transpose(host, (0, 2, 3, 1)), dtype),
+                                 (0, 3, 1, 2))
+    else:
+        x = lane.asarray(host, dtype)
+    for window in [Window((3, 3), padding=((1, 1), (1, 1))),
+                   Window((3, 2), (2, 1), (2, 1), ((1, 0), (0, 1))),
+                   Window((2, 3), (1, 2), (1, 2), ((0, 1), (1, 1)))]:
+        rows = lane.backend.unfold_rows(x, window)
+        generic = Backend.unfold_rows(lane.backend, x, window)
+        assert tuple(rows.shape) == tuple(generic.shape)
+        np.testing.assert_array_equal(lane.to_host(rows), lane.to_host(generic))
+
+
+def test_the_serial_and_parallel_fused_kernels_give_the_same_bits(rng):
+    """Each fused kernel is compiled twice (one thread, and split across threads): both
+    give the same bits on the same inputs (each entry's arithmetic is the same)."""
+    from xpnn.backends import fused
+
+    if fused.UNAVAILABLE is not None:
+        pytest.skip(fused.UNAVAILABLE)
+    size = 3000
+    x = rng.standard_normal(size).astype(np.float32)
+    outputs = {}
+    for version in ("serial", "parallel"):
+        y, mask = np.empty_like(x), np.empty(size, np.bool_)
+        getattr(fused.relu, version)(x, y, mask)
+        state = [array.copy() for array in (x, np.abs(x), x * x, x[::-1].copy())]
+        getattr(fused.adam_step, version)(*state, np.float32(0.99), np.float32(0.9),
+                                          np.float32(0.1), np.float32(0.999),
+                                          np.float32(0.001), np.float32(1e-3),
+                                          np.float32(1e-7))
+        outputs[version] = [y, mask, *state]
+    for serial, parallel in zip(outputs["serial"], outputs["parallel"], strict=True):
+        np.testing.assert_array_equal(serial, parallel)
+
+
+@pytest.mark.usefixtures("kernel_mode")
+def test_division_by_zero_gives_what_numpy_gives_not_an_error():
+    """AdaGrad with ε = 0 on zero state and gradients divides 0 by 0: NaN, as the generic
+    version computes it (the fused kernels use NumPy's error model, not Python's)."""
+    import xpnn
+
+    backend = xpnn.get_backend("cpu")
+    state = [np.zeros((64, 80), np.float32) for _ in range(2)]
+    generic = [array.copy() for array in state]
+    grad = np.zeros((64, 80), np.float32)
+    grad[0, :3] = [1.0, -1.0, 0.0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        backend.adagrad_step(*state, grad, 0.1, 0.0)
+        Backend.adagrad_step(backend, *generic, grad, 0.1, 0.0)
+    assert np.isnan(state[0][0, 2]) and np.isnan(state[0][1, 0])
+    for got, want in zip(state, generic, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -50,9 +50,10 @@ class ReLU(Layer):
     preferred_initializer = "he_normal"
 
     def forward(self, ctx: Context, x: Array) -> Array:
-        """y = max(x, 0); keeps the boolean mask [x > 0]."""
-        ctx.mask = x > 0
-        return self.xp.maximum(x, 0.0)
+        """y = max(x, 0); keeps the boolean mask [x > 0] (both from the backend's ``relu``
+        kernel)."""
+        y, ctx.mask = self.backend.relu(x)
+        return y
 
     def backward(self, ctx: Context, grad_output: Array) -> Array:
         """dL/dx = G ⊙ [x > 0] (the backend's ``apply_mask`` kernel)."""

@@ -118,14 +118,13 @@ class Conv2D(Layer):
         out_h, out_w = self.window.output_size(*self.image_shape[1:])
         taps = self.kernel_size[0] * self.kernel_size[1] * self.image_shape[0]
         image = windows.to_channels_first(xp, x, self.data_format)
-        rows = xp.reshape(self.backend.unfold(image, self.window),
-                          (batch * out_h * out_w, taps))
+        rows = self.backend.unfold_rows(image, self.window)  # (batch·out_h·out_w, taps)
         # Ŵ[(p, q, c), f] = W[f, c, p, q]: the row order of unfold's windows
         matrix = xp.reshape(xp.permute_dims(self.kernel.value, (2, 3, 1, 0)),
                             (taps, self.filters))
         z = xp.matmul(rows, matrix)
         if self.bias is not None:
-            z += self.bias.value  # z is a fresh array: add in place, no temporary
+            self.backend.add_bias(z, self.bias.value)  # z is fresh: added in place
         ctx.rows = rows
         z = xp.reshape(z, (batch, out_h, out_w, self.filters))  # channels-last already
         return z if self.data_format == "channels_last" else xp.permute_dims(z, (0, 3, 1, 2))

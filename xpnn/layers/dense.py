@@ -111,7 +111,7 @@ class Dense(Layer):
         rows = x if x.ndim == 2 else xp.reshape(x, (-1, self.input_shape[-1]))
         z = xp.matmul(rows, self.kernel.value)
         if self.bias is not None:
-            z += self.bias.value  # z is a fresh array: add in place, no temporary
+            self.backend.add_bias(z, self.bias.value)  # z is fresh: added in place
         if x.ndim != 2:
             z = xp.reshape(z, (*x.shape[:-1], self.units))
         if self.activation == "linear":
