@@ -147,15 +147,23 @@ class Threads:
             if user_policy is None:
                 del os.environ["OMP_WAIT_POLICY"]
         if foreign and user_policy is None and numba.threading_layer() == "omp":
-            self.serial_only = ("an OpenMP runtime loaded by another library spins; "
-                                "set OMP_WAIT_POLICY=PASSIVE to thread the kernels")
+            self.serial_only = _FOREIGN_OPENMP
         self._started = True
 
     def describe(self) -> str:
-        """The kernels' threads in a few words."""
-        if self.serial_only:
-            return f"fused kernels on 1 thread ({self.serial_only})"
+        """The kernels' threads in a few words (before they start, as they will start)."""
+        reason = self.serial_only
+        if (not self._started and os.environ.get("OMP_WAIT_POLICY") is None
+                and _openmp_loaded()):
+            reason = _FOREIGN_OPENMP
+        if reason:
+            return f"fused kernels on 1 thread ({reason})"
         return f"fused kernels on {self.count()} threads"
+
+
+#: Why the kernels stay serial beside another library's OpenMP runtime.
+_FOREIGN_OPENMP = ("an OpenMP runtime loaded by another library spins; set "
+                   "OMP_WAIT_POLICY=PASSIVE to thread the kernels")
 
 
 def _openmp_loaded() -> bool:
