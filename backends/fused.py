@@ -4,16 +4,18 @@ NumPy's element-wise loops run on one core and a chain of them streams memory on
 operation, writing a temporary each time. The kernels here do each step of training that
 is element-wise — ReLU and its mask, the mask's product with a gradient, the bias add, the
 optimizers' updates, the convolution's window gather and its fold, max pooling — in one
-pass over memory, split across threads (``numba.prange``, OpenMP's threads where
-``libgomp`` is present). Each performs the generic version's operations in the generic
-version's order, in the arrays' dtype (scalars are cast to it first, as NumPy does with
-Python floats), with no fused multiply-add (Numba leaves ``fastmath`` off), so the results
-are bit-identical to :class:`~xpnn.backends.base.Backend`'s; ``tests/test_kernels.py`` and
+pass over memory, large arrays split across threads (``numba.prange``, OpenMP's threads
+where ``libgomp`` is present; see :class:`Kernel` and :class:`Threads`). Each performs the
+generic version's operations in the generic version's order, in the arrays' dtype
+(scalars are cast to it first, as NumPy does with Python floats), with no fused
+multiply-add (Numba leaves ``fastmath`` off), so the results are bit-identical to
+:class:`~xpnn.backends.base.Backend`'s; ``tests/test_kernels.py`` and
 ``tests/test_conv.py`` check that.
 
-Threads follow the BLAS: a kernel runs on as many threads as NumPy's BLAS uses now
-(``threadpoolctl``'s count, so ``threadpool_limits`` and ``OMP_NUM_THREADS`` /
-``OPENBLAS_NUM_THREADS`` apply), at most Numba's own maximum (``NUMBA_NUM_THREADS``).
+Threads follow the BLAS: a kernel on ``Kernel.PARALLEL_FROM`` entries or more runs on as
+many threads as NumPy's BLAS uses now (``threadpoolctl``'s count, so
+``threadpool_limits`` and ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` apply), at most
+Numba's own maximum (``NUMBA_NUM_THREADS``).
 
 Compiled on first use per dtype and layout, cached on disk (``cache=True``). Without
 Numba (not installed, or too old for this NumPy) :data:`UNAVAILABLE` says why and the
@@ -145,15 +147,23 @@ class Threads:
             if user_policy is None:
                 del os.environ["OMP_WAIT_POLICY"]
         if foreign and user_policy is None and numba.threading_layer() == "omp":
-            self.serial_only = ("an OpenMP runtime loaded by another library spins; "
-                                "set OMP_WAIT_POLICY=PASSIVE to thread the kernels")
+            self.serial_only = _FOREIGN_OPENMP
         self._started = True
 
     def describe(self) -> str:
-        """The kernels' threads in a few words."""
-        if self.serial_only:
-            return f"fused kernels on 1 thread ({self.serial_only})"
+        """The kernels' threads in a few words (before they start, as they will start)."""
+        reason = self.serial_only
+        if (not self._started and os.environ.get("OMP_WAIT_POLICY") is None
+                and _openmp_loaded()):
+            reason = _FOREIGN_OPENMP
+        if reason:
+            return f"fused kernels on 1 thread ({reason})"
         return f"fused kernels on {self.count()} threads"
+
+
+#: Why the kernels stay serial beside another library's OpenMP runtime.
+_FOREIGN_OPENMP = ("an OpenMP runtime loaded by another library spins; set "
+                   "OMP_WAIT_POLICY=PASSIVE to thread the kernels")
 
 
 def _openmp_loaded() -> bool:

@@ -155,7 +155,7 @@ class NumpyBackend(Backend):
         overlapping = any(stride < span for stride, span in
                           zip(window.stride, window.span, strict=True))
         # contiguous (N, H, W, C) operands: the loops then vectorise over the channels (the
-        # gradient of a padded convolution input is a strided view: 4.5 ms against 0.6 ms
+        # gradient of a padded convolution input is a strided view: 4.5 ms against 0.85 ms
         # for (64, 32, 14, 14), more than the copy costs)
         fused.max_pool_backward(grad_output.size,
                                 np.ascontiguousarray(grad_output.transpose(0, 2, 3, 1)),

@@ -360,6 +360,7 @@ def test_the_serial_and_parallel_fused_kernels_give_the_same_bits(rng):
 
     if fused.UNAVAILABLE is not None:
         pytest.skip(fused.UNAVAILABLE)
+    fused.THREADS.use_several()  # start Numba's threads as the backend does, first
     size = 3000
     x = rng.standard_normal(size).astype(np.float32)
     outputs = {}
