@@ -406,12 +406,8 @@ class Trainer:
             x_data, y_data = self._data(x, y)
             w_data = self._sample_weights(sample_weight, y_data)
             replicas.check_same({"samples": int(x_data[0].shape[0])})
-            num_rows = len(replicas.shard(np.arange(int(x_data[0].shape[0]))))
-            progress = ProgressBar(math.ceil(num_rows / batch_size), "Evaluate",
-                                   verbose if replicas.is_main else 0)
             logs = self._evaluate_data(x_data, y_data, w_data, batch_size, replicas,
-                                       progress)
-            progress.finish(logs)
+                                       verbose if replicas.is_main else 0)
             return _result(logs, return_dict)
 
     def test_on_batch(self, x: Any, y: Any, *, sample_weight: Any = None,
@@ -428,14 +424,15 @@ class Trainer:
     def _evaluate_data(self, x_data: list[Array], y_data: list[Array],
                        w_data: list[Array | None], batch_size: int,
                        replicas: distributed_module.Replicas = distributed_module.LOCAL,
-                       progress: ProgressBar | None = None) -> dict[str, float]:
+                       verbose: int = 0) -> dict[str, float]:
         """Loss and metrics over all samples (this rank's contiguous share of them, summed
         over the ranks, in a distributed fit or evaluation), the losses weighted by
-        ``w_data`` where not None; ``progress`` is advanced batch by batch."""
+        ``w_data`` where not None; an "Evaluate" progress display as ``verbose`` says."""
         tally = self._tally()
         tally.reset()
         num_samples = int(x_data[0].shape[0])
         rows = replicas.shard(np.arange(num_samples))
+        progress = ProgressBar(math.ceil(len(rows) / batch_size), "Evaluate", verbose)
         with self._out_of_memory("evaluation", batch_size):
             for step, part in enumerate(batch_indices(len(rows), batch_size, shuffle=False)):
                 indices = rows[part]
@@ -448,13 +445,13 @@ class Trainer:
                               self._rows(w_data, indices), strict=True)]
                 total = _weighted_sum(values, self.loss_weights)
                 tally.add(total, values, outputs, targets, len(indices))
-                if progress is not None:
-                    progress.update(step + 1, tally.logs)
+                progress.update(step + 1, tally.logs)
         replicas.reduce_accumulators(tally.accumulators)
         logs = tally.logs()
         penalty = self.optimizer.penalty(self.trainable_parameters())
         if penalty is not None:
             logs["loss"] += float(penalty)
+        progress.finish(logs)
         return logs
 
     def predict(self, x: Any, *, batch_size: int = 256, verbose: int = 0
